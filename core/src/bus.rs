@@ -1,0 +1,460 @@
+//! The public handle on a bus: create/open/remove, publish, claim, subscribe.
+
+use std::sync::atomic::Ordering::*;
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Overflow};
+use crate::error::{Error, Result};
+use crate::filter::{validate_topic, Filter};
+use crate::frame::{frame_len, FrameHeader, Meta, HEADER_LEN, MAX_TOPIC_LEN};
+use crate::layout;
+use crate::producer::{self, ThreadSlot};
+use crate::registry;
+use crate::ring::{AlwaysEvict, ClaimError, Gate, Ring, S_PUBLISHED};
+use crate::segment::Segment;
+use crate::stats::{GroupStats, ProducerStats, Stats, SubscriberStats};
+use crate::subscriber::{Start, Subscriber};
+use crate::wait::{self, WaitStrategy};
+
+static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
+
+/// State shared by a bus handle, its subscribers and its thread slots.
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) seg: Segment,
+    pub(crate) slots: Mutex<Vec<usize>>,
+    pub(crate) overflow: Overflow,
+    pub(crate) max_frame_size: usize,
+    pub(crate) claim_timeout: Duration,
+    pub(crate) single_producer: bool,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let slots = std::mem::take(&mut *self.slots.lock().unwrap_or_else(|e| e.into_inner()));
+        for i in slots {
+            producer::free_slot(&self.seg.ring, i);
+        }
+    }
+}
+
+/// A handle on a bus (one shared-memory segment).
+///
+/// `Bus` is `Send + Sync`: share it between threads (e.g. in an `Arc`) and
+/// publish from all of them; each publishing thread gets its own producer slot.
+///
+/// ```
+/// # let name = format!("doc-bus-{}", std::process::id());
+/// use std::time::Duration;
+/// use shmbus::{Bus, Config, Filter};
+/// let cfg = Config::default().memory_limit(4 << 20).keep_ratio(0.9);
+/// let bus = Bus::create(&name, &cfg)?;
+/// let mut sub = bus.subscribe(Filter::topic("events.process.#"))?;
+/// let seq = bus.publish("events.process.lifecycle", b"started")?;
+/// let mut claim = bus.claim("events.process.lifecycle", 3)?;
+/// claim.payload_mut().copy_from_slice(b"abc");
+/// claim.commit();
+/// let f = sub.recv_timeout(Duration::from_millis(100))?.unwrap();
+/// assert_eq!((f.seq(), f.payload()), (seq, &b"started"[..]));
+/// assert_eq!(sub.recv_timeout(Duration::from_millis(100))?.unwrap().payload(), b"abc");
+/// assert_eq!(sub.missed(), 0);
+/// drop(sub);
+/// Bus::remove(&name)?;
+/// # Ok::<(), shmbus::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Bus {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus").field("name", &self.shared.seg.name).finish()
+    }
+}
+
+/// Options for [`Bus::subscribe_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Where to start.
+    pub start: Start,
+    /// How to wait.
+    pub wait: WaitStrategy,
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Eviction gate for `Overflow::Reject` and `Overflow::Block`.
+struct PolicyGate {
+    deadline: Option<Instant>,
+}
+
+impl Gate for PolicyGate {
+    fn may_evict(&mut self, ring: &Ring, evicted: u64) -> bool {
+        let needed_until = (evicted + 1) * ring.l.part_size;
+        loop {
+            match registry::slowest_live_position(ring) {
+                Some(p) if p < needed_until => {}
+                _ => return true,
+            }
+            match self.deadline {
+                Some(d) if Instant::now() < d => std::thread::sleep(Duration::from_micros(50)),
+                _ => return false,
+            }
+        }
+    }
+}
+
+impl Bus {
+    fn wrap(seg: Segment) -> Bus {
+        let cfg = seg.config();
+        Bus {
+            shared: Arc::new(Shared {
+                id: NEXT_ID.fetch_add(1, Relaxed),
+                overflow: cfg.overflow,
+                max_frame_size: cfg.max_frame_size as usize,
+                claim_timeout: cfg.claim_timeout,
+                single_producer: cfg.single_producer,
+                seg,
+                slots: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Create bus `name`; fails with [`Error::Exists`] if it exists.
+    pub fn create(name: &str, cfg: &Config) -> Result<Bus> {
+        Segment::create(name, cfg).map(Bus::wrap)
+    }
+
+    /// Open existing bus `name`; fails with [`Error::NotFound`] if there is none.
+    pub fn open(name: &str) -> Result<Bus> {
+        Segment::open(name).map(Bus::wrap)
+    }
+
+    /// Open bus `name`, creating it with `cfg` if it does not exist.
+    /// An existing bus keeps its own configuration.
+    pub fn open_or_create(name: &str, cfg: &Config) -> Result<Bus> {
+        cfg.validate()?;
+        for _ in 0..10 {
+            match Bus::open(name) {
+                Err(Error::NotFound { .. }) => {}
+                other => return other,
+            }
+            match Bus::create(name, cfg) {
+                Err(Error::Exists { .. }) => continue,
+                other => return other,
+            }
+        }
+        Bus::open(name)
+    }
+
+    /// Remove bus `name`. Processes that have it open keep using it until
+    /// they drop it; a later `create` starts a fresh segment.
+    pub fn remove(name: &str) -> Result<()> {
+        Segment::remove(name)
+    }
+
+    /// Names of every bus on this machine.
+    pub fn list() -> Result<Vec<String>> {
+        crate::segment::list()
+    }
+
+    /// The bus name.
+    pub fn name(&self) -> &str {
+        &self.shared.seg.name
+    }
+
+    /// The configuration the bus was created with.
+    pub fn config(&self) -> Config {
+        self.shared.seg.config()
+    }
+
+    fn check_frame(&self, topic: &str, len: usize) -> Result<usize> {
+        validate_topic(topic)?;
+        if len > self.shared.max_frame_size {
+            return Err(Error::TooLarge { size: len, max: self.shared.max_frame_size });
+        }
+        debug_assert!(topic.len() <= MAX_TOPIC_LEN);
+        Ok(frame_len(topic.len(), len))
+    }
+
+    fn reserve(&self, slot: &ThreadSlot, len: usize) -> Result<(u64, u64)> {
+        if slot.claim_outstanding.get() {
+            return Err(Error::ClaimOutstanding);
+        }
+        let ring = &self.shared.seg.ring;
+        let res = match self.shared.overflow {
+            Overflow::Evict => ring.claim(slot.index, len, &mut AlwaysEvict),
+            Overflow::Reject => ring.claim(slot.index, len, &mut PolicyGate { deadline: None }),
+            Overflow::Block(t) => {
+                ring.claim(slot.index, len, &mut PolicyGate { deadline: Instant::now().checked_add(t) })
+            }
+        };
+        res.map_err(|ClaimError::Full| {
+            ring.counter(layout::OFF_REJECTED).fetch_add(1, Relaxed);
+            Error::Full
+        })
+    }
+
+    fn header(meta: &Meta, pos: u64, seq: u64, topic: &str, payload_len: usize) -> FrameHeader {
+        FrameHeader {
+            commit: 0,
+            position: pos,
+            seq,
+            timestamp_ns: now_ns(),
+            correlation_id: meta.correlation.id.to_le_bytes(),
+            parent_id: meta.correlation.parent.to_le_bytes(),
+            root_id: meta.correlation.root.to_le_bytes(),
+            producer: std::process::id(),
+            payload_len: payload_len as u32,
+            kind: meta.kind as u8,
+            event_type: meta.event_type as u8,
+            topic_len: topic.len() as u8,
+            flags: 0,
+            checksum: 0,
+        }
+    }
+
+    fn finish(&self, slot: &ThreadSlot, pos: u64, len: usize) {
+        let ring = &self.shared.seg.ring;
+        ring.commit(pos, len);
+        ring.release(slot.index);
+        let n = slot.published.get() + 1;
+        slot.published.set(n);
+        ring.slot_word(slot.index, S_PUBLISHED).store(n, Relaxed);
+        wait::notify(&ring.mem);
+    }
+
+    /// Publish `payload` to `topic` as an event; returns its seq. Never
+    /// blocks with the default `Overflow::Evict`.
+    pub fn publish(&self, topic: &str, payload: &[u8]) -> Result<u64> {
+        self.publish_with(&Meta::default(), topic, payload)
+    }
+
+    /// Publish with explicit kind, event type and correlation ids.
+    ///
+    /// ```
+    /// # let name = format!("doc-pubwith-{}", std::process::id());
+    /// use shmbus::{Bus, Config, EventType, Filter, Kind, Meta, Start, SubscribeOptions};
+    /// let bus = Bus::create(&name, &Config::default().memory_limit(1 << 20))?;
+    /// bus.publish_with(&Meta::event(EventType::New).root_id(9), "observables.url", b"{}")?;
+    /// let opts = SubscribeOptions { start: Start::Oldest, ..Default::default() };
+    /// let mut sub = bus.subscribe_with(Filter::root_id(9), opts)?;
+    /// let f = sub.try_recv()?.unwrap();
+    /// assert_eq!((f.kind(), f.event_type(), f.correlation().root), (Kind::Event, EventType::New, 9));
+    /// # drop(sub); Bus::remove(&name)?;
+    /// # Ok::<(), shmbus::Error>(())
+    /// ```
+    pub fn publish_with(&self, meta: &Meta, topic: &str, payload: &[u8]) -> Result<u64> {
+        let len = self.check_frame(topic, payload.len())?;
+        if meta.kind == crate::frame::Kind::Padding {
+            return Err(Error::config("kind", "padding is reserved for aborted claims"));
+        }
+        producer::with_slot(&self.shared, |slot| {
+            let (pos, seq) = self.reserve(slot, len)?;
+            let h = Self::header(meta, pos, seq, topic, payload.len());
+            self.shared.seg.ring.write_frame(pos, &h, topic.as_bytes(), payload);
+            self.finish(slot, pos, len);
+            Ok(seq)
+        })
+    }
+
+    /// Reserve a frame of `len` payload bytes to fill in place (zero-copy).
+    /// Commit it with [`Claim::commit`]; dropping it aborts (readers skip it).
+    /// Until then this thread may not publish on this bus
+    /// ([`Error::ClaimOutstanding`]).
+    pub fn claim(&self, topic: &str, len: usize) -> Result<Claim<'_>> {
+        self.claim_with(&Meta::default(), topic, len)
+    }
+
+    /// [`Bus::claim`] with metadata.
+    pub fn claim_with(&self, meta: &Meta, topic: &str, len: usize) -> Result<Claim<'_>> {
+        let total = self.check_frame(topic, len)?;
+        producer::with_slot(&self.shared, |slot| {
+            let (pos, seq) = self.reserve(slot, total)?;
+            let ring = &self.shared.seg.ring;
+            let h = Self::header(meta, pos, seq, topic, len);
+            // Write header and topic now; zero the payload so no stale bytes leak.
+            ring.write_frame(pos, &h, topic.as_bytes(), &[]);
+            let payload_off = ring.l.data(pos) + HEADER_LEN + topic.len();
+            ring.mem.zero(payload_off, total - HEADER_LEN - topic.len());
+            slot.claim_outstanding.set(true);
+            Ok(Claim {
+                bus: self,
+                pos,
+                seq,
+                len: total,
+                payload: ring.mem.ptr(payload_off, len),
+                payload_len: len,
+                slot: slot.index,
+                done: false,
+                _not_send: std::marker::PhantomData,
+            })
+        })
+    }
+
+    /// Subscribe from the newest frame with the default wait strategy.
+    pub fn subscribe(&self, filter: Filter) -> Result<Subscriber> {
+        self.subscribe_with(filter, SubscribeOptions::default())
+    }
+
+    /// Subscribe with a start position and wait strategy.
+    pub fn subscribe_with(&self, filter: Filter, opts: SubscribeOptions) -> Result<Subscriber> {
+        filter.validate()?;
+        let matcher = filter.compile()?;
+        Subscriber::new_broadcast(self.shared.clone(), matcher, &filter.to_string(), opts.start, opts.wait)
+    }
+
+    /// Join (creating if needed) the consumer group `group`: each frame goes
+    /// to exactly one member. All members must use the same filter.
+    pub fn join_group(&self, group: &str, filter: Filter) -> Result<Subscriber> {
+        self.join_group_with(group, filter, SubscribeOptions::default())
+    }
+
+    /// [`Bus::join_group`] with options; `start` only applies when this call
+    /// creates the group.
+    pub fn join_group_with(&self, group: &str, filter: Filter, opts: SubscribeOptions) -> Result<Subscriber> {
+        filter.validate()?;
+        let matcher = filter.compile()?;
+        let summary = filter.to_string();
+        let ring = &self.shared.seg.ring;
+        let start = match opts.start {
+            Start::Newest => ring.tail(),
+            _ => ring.oldest(),
+        };
+        let index = registry::find_or_create_group(ring, group, &summary, start)?;
+        Subscriber::new_member(self.shared.clone(), matcher, group, index, &summary, opts.wait)
+    }
+
+    /// A snapshot of counters, geometry, subscribers, groups and producers.
+    pub fn stats(&self) -> Stats {
+        let ring = &self.shared.seg.ring;
+        let cfg = self.config();
+        let (tail_pos, next_seq) = ring.tail();
+        let (oldest_pos, oldest_seq) = ring.oldest();
+        let producers: Vec<ProducerStats> =
+            producer::snapshot(ring).into_iter().map(|(pid, published)| ProducerStats { pid, published }).collect();
+        let published =
+            ring.counter(layout::OFF_RETIRED).load(Relaxed) + producers.iter().map(|p| p.published).sum::<u64>();
+        let groups_raw = registry::group_rows(ring);
+        let subs_raw = registry::sub_rows(ring);
+        let subscribers = subs_raw
+            .iter()
+            .map(|r| SubscriberStats {
+                pid: r.pid,
+                alive: r.alive,
+                group: r.group.and_then(|g| groups_raw.iter().find(|x| x.index == g)).map(|g| g.name.clone()),
+                filter: r.filter.clone(),
+                position: r.position,
+                next_seq: r.next_seq,
+                lag_frames: next_seq.saturating_sub(r.next_seq),
+                lag_bytes: tail_pos.saturating_sub(r.position),
+                delivered: r.delivered,
+                missed: r.missed,
+                abandoned: r.abandoned,
+            })
+            .collect();
+        let groups = groups_raw
+            .iter()
+            .map(|g| GroupStats {
+                name: g.name.clone(),
+                filter: g.filter.clone(),
+                members: subs_raw.iter().filter(|r| r.alive && r.group == Some(g.index)).count(),
+                position: g.position,
+                next_seq: g.next_seq,
+                delivered: g.delivered,
+                missed: g.missed,
+            })
+            .collect();
+        Stats {
+            name: self.name().to_string(),
+            published,
+            claimed: next_seq,
+            evicted: ring.counter(layout::OFF_EVICTED).load(Relaxed),
+            rejected: ring.counter(layout::OFF_REJECTED).load(Relaxed),
+            aborted: ring.counter(layout::OFF_ABORTED).load(Relaxed),
+            abandoned: ring.counter(layout::OFF_ABANDONED).load(Relaxed),
+            bytes_used: tail_pos.saturating_sub(oldest_pos),
+            data_capacity: ring.l.parts * ring.l.part_size,
+            memory_limit: ring.l.segment_len as u64,
+            keep_ratio: cfg.keep_ratio,
+            partitions: ring.l.parts,
+            oldest_seq,
+            next_seq,
+            subscribers,
+            groups,
+            producers,
+        }
+    }
+
+    /// Reclaim table entries of dead processes now (also done lazily).
+    pub fn reap(&self) -> usize {
+        let ring = &self.shared.seg.ring;
+        producer::reap(ring);
+        registry::reap_subs(ring)
+    }
+}
+
+/// A reserved frame being written in place. [`Claim::commit`] publishes it;
+/// dropping it without commit aborts it (readers skip it).
+pub struct Claim<'a> {
+    bus: &'a Bus,
+    pos: u64,
+    seq: u64,
+    len: usize,
+    payload: *mut u8,
+    payload_len: usize,
+    slot: usize,
+    done: bool,
+    _not_send: std::marker::PhantomData<*mut u8>,
+}
+
+impl Claim<'_> {
+    /// The payload bytes to fill (zeroed initially).
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `payload..payload+payload_len` is inside the frame this claim
+        // owns (ring invariant W1: no other writer); the partition cannot be
+        // reused while our slot announces the term (rotation barrier W2), and
+        // the mapping outlives `'a` because `bus` keeps it alive.
+        unsafe { std::slice::from_raw_parts_mut(self.payload, self.payload_len) }
+    }
+    /// The seq this frame will have.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+    /// Publish the frame; returns its seq.
+    pub fn commit(mut self) -> u64 {
+        self.done = true;
+        let bus = self.bus;
+        let _ = producer::with_slot(&bus.shared, |slot| {
+            slot.claim_outstanding.set(false);
+            bus.finish(slot, self.pos, self.len);
+            Ok(())
+        });
+        self.seq
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let bus = self.bus;
+        let ring = &bus.shared.seg.ring;
+        ring.abort(self.pos, self.seq, self.len);
+        ring.release(self.slot);
+        let _ = producer::with_slot(&bus.shared, |slot| {
+            slot.claim_outstanding.set(false);
+            Ok(())
+        });
+        wait::notify(&ring.mem);
+    }
+}

@@ -1,0 +1,355 @@
+//! The fixed layout of one frame in the data region, and the types that
+//! describe a frame to users.
+//!
+//! ```text
+//! +---------------------------+ 0
+//! | FrameHeader (96 bytes)    |  commit word first, written last (Release)
+//! +---------------------------+ 96
+//! | topic (topic_len bytes)   |  UTF-8, at most 255 bytes
+//! | payload (payload_len)     |
+//! | zero padding to 8 bytes   |
+//! +---------------------------+ total_len (multiple of 8)
+//! ```
+//!
+//! Every field is read back from shared memory as untrusted bytes and checked
+//! by [`FrameHeader::validate`] before use.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Size of [`FrameHeader`] in bytes.
+pub const HEADER_LEN: usize = std::mem::size_of::<FrameHeader>();
+/// Longest topic, in bytes.
+pub const MAX_TOPIC_LEN: usize = 255;
+/// Frames start at multiples of this many bytes.
+pub const FRAME_ALIGN: usize = 8;
+
+/// The `#[repr(C)]` header in front of every frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+pub struct FrameHeader {
+    /// `(tag << 32) | total_len`; written last with `Release` (see ring.rs).
+    pub commit: u64,
+    /// Absolute log position of this frame (checked by readers).
+    pub position: u64,
+    /// Global frame sequence number.
+    pub seq: u64,
+    /// Nanoseconds since the Unix epoch, set at publish.
+    pub timestamp_ns: u64,
+    /// Correlation id (0 = none), little-endian.
+    pub correlation_id: [u8; 16],
+    /// Parent id (0 = none), little-endian.
+    pub parent_id: [u8; 16],
+    /// Root id (0 = none), little-endian.
+    pub root_id: [u8; 16],
+    /// Process id of the publisher.
+    pub producer: u32,
+    /// Payload length in bytes.
+    pub payload_len: u32,
+    /// [`Kind`] as a byte.
+    pub kind: u8,
+    /// [`EventType`] as a byte.
+    pub event_type: u8,
+    /// Topic length in bytes.
+    pub topic_len: u8,
+    /// Reserved flags (bit 0: checksum present).
+    pub flags: u8,
+    /// CRC32C of header (with commit and checksum zeroed) and body, if flag bit 0.
+    pub checksum: u32,
+}
+
+const _: () = assert!(HEADER_LEN == 96);
+
+/// Total bytes a frame with this topic and payload occupies in the log.
+#[inline]
+pub const fn frame_len(topic_len: usize, payload_len: usize) -> usize {
+    (HEADER_LEN + topic_len + payload_len + FRAME_ALIGN - 1) & !(FRAME_ALIGN - 1)
+}
+
+impl FrameHeader {
+    /// Check that the header describes a frame of `total_len` bytes at
+    /// `position`; returns a static reason when it does not.
+    pub fn validate(&self, position: u64, total_len: usize) -> Result<(), &'static str> {
+        if self.position != position {
+            return Err("frame position does not match its place in the log");
+        }
+        let need = frame_len(self.topic_len as usize, self.payload_len as usize);
+        if need != total_len {
+            return Err("frame lengths are inconsistent");
+        }
+        if Kind::from_u8(self.kind).is_none() {
+            return Err("unknown frame kind");
+        }
+        if EventType::from_u8(self.event_type).is_none() {
+            return Err("unknown event type");
+        }
+        Ok(())
+    }
+}
+
+/// What a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Kind {
+    /// An aborted claim; never delivered.
+    Padding = 0,
+    /// A domain event (the default).
+    #[default]
+    Event = 1,
+    /// A log record.
+    Log = 2,
+    /// An alert.
+    Alert = 3,
+    /// Control traffic between participants.
+    Control = 4,
+}
+
+impl Kind {
+    /// Decode a byte read from shared memory.
+    pub fn from_u8(v: u8) -> Option<Kind> {
+        Some(match v {
+            0 => Kind::Padding,
+            1 => Kind::Event,
+            2 => Kind::Log,
+            3 => Kind::Alert,
+            4 => Kind::Control,
+            _ => return None,
+        })
+    }
+    /// Lower-case name (`"event"`, `"log"`, ...), the same in Rust, C and Python.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Padding => "padding",
+            Kind::Event => "event",
+            Kind::Log => "log",
+            Kind::Alert => "alert",
+            Kind::Control => "control",
+        }
+    }
+    /// Parse a lower-case name; `padding` is internal and not accepted.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "event" => Kind::Event,
+            "log" => Kind::Log,
+            "alert" => Kind::Alert,
+            "control" => Kind::Control,
+            _ => return None,
+        })
+    }
+}
+
+/// Yeti's event types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum EventType {
+    /// Not an object event, or unspecified (the default).
+    #[default]
+    Other = 0,
+    /// An object was created.
+    New = 1,
+    /// An object was updated.
+    Update = 2,
+    /// An object was deleted.
+    Delete = 3,
+}
+
+impl EventType {
+    /// Decode a byte read from shared memory.
+    pub fn from_u8(v: u8) -> Option<EventType> {
+        Some(match v {
+            0 => EventType::Other,
+            1 => EventType::New,
+            2 => EventType::Update,
+            3 => EventType::Delete,
+            _ => return None,
+        })
+    }
+    /// Lower-case name (`"new"`, `"update"`, `"delete"`, `"other"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Other => "other",
+            EventType::New => "new",
+            EventType::Update => "update",
+            EventType::Delete => "delete",
+        }
+    }
+    /// Parse a lower-case name.
+    pub fn parse(s: &str) -> Option<EventType> {
+        Some(match s {
+            "other" => EventType::Other,
+            "new" => EventType::New,
+            "update" => EventType::Update,
+            "delete" => EventType::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// Correlation metadata carried by every frame (0 = none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Correlation {
+    /// This frame's correlation id.
+    pub id: u128,
+    /// The id of the frame that caused this one.
+    pub parent: u128,
+    /// The id of the first frame of the chain.
+    pub root: u128,
+}
+
+/// Metadata for [`crate::Bus::publish_with`].
+///
+/// ```
+/// use shmbus::{EventType, Kind, Meta};
+/// let meta = Meta::event(EventType::New).correlation_id(7).root_id(1);
+/// assert_eq!(meta.kind, Kind::Event);
+/// assert_eq!(meta.correlation.root, 1);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Meta {
+    /// Frame kind.
+    pub kind: Kind,
+    /// Event type.
+    pub event_type: EventType,
+    /// Correlation ids.
+    pub correlation: Correlation,
+}
+
+impl Meta {
+    /// An event of the given type.
+    pub fn event(event_type: EventType) -> Meta {
+        Meta { kind: Kind::Event, event_type, ..Meta::default() }
+    }
+    /// A log record.
+    pub fn log() -> Meta {
+        Meta { kind: Kind::Log, ..Meta::default() }
+    }
+    /// An alert.
+    pub fn alert() -> Meta {
+        Meta { kind: Kind::Alert, ..Meta::default() }
+    }
+    /// Set the kind.
+    pub fn kind(mut self, kind: Kind) -> Meta {
+        self.kind = kind;
+        self
+    }
+    /// Set the event type.
+    pub fn event_type(mut self, event_type: EventType) -> Meta {
+        self.event_type = event_type;
+        self
+    }
+    /// Set the correlation id.
+    pub fn correlation_id(mut self, id: u128) -> Meta {
+        self.correlation.id = id;
+        self
+    }
+    /// Set the parent id.
+    pub fn parent_id(mut self, id: u128) -> Meta {
+        self.correlation.parent = id;
+        self
+    }
+    /// Set the root id.
+    pub fn root_id(mut self, id: u128) -> Meta {
+        self.correlation.root = id;
+        self
+    }
+}
+
+/// A frame received by a subscriber.
+///
+/// It borrows the subscriber's private buffer: the bytes were copied out of
+/// the segment and validated, so they can never change under you, and they
+/// stay valid until the next call on that subscriber.
+#[derive(Clone, Copy)]
+pub struct Frame<'a> {
+    pub(crate) header: FrameHeader,
+    pub(crate) topic: &'a str,
+    pub(crate) payload: &'a [u8],
+}
+
+impl<'a> Frame<'a> {
+    /// Global sequence number.
+    pub fn seq(&self) -> u64 {
+        self.header.seq
+    }
+    /// The topic it was published to.
+    pub fn topic(&self) -> &'a str {
+        self.topic
+    }
+    /// The payload bytes.
+    pub fn payload(&self) -> &'a [u8] {
+        self.payload
+    }
+    /// Publish time, nanoseconds since the Unix epoch.
+    pub fn timestamp(&self) -> u64 {
+        self.header.timestamp_ns
+    }
+    /// Frame kind.
+    pub fn kind(&self) -> Kind {
+        Kind::from_u8(self.header.kind).unwrap_or(Kind::Event)
+    }
+    /// Event type.
+    pub fn event_type(&self) -> EventType {
+        EventType::from_u8(self.header.event_type).unwrap_or_default()
+    }
+    /// Correlation ids.
+    pub fn correlation(&self) -> Correlation {
+        Correlation {
+            id: u128::from_le_bytes(self.header.correlation_id),
+            parent: u128::from_le_bytes(self.header.parent_id),
+            root: u128::from_le_bytes(self.header.root_id),
+        }
+    }
+    /// Process id of the publisher.
+    pub fn producer(&self) -> u32 {
+        self.header.producer
+    }
+}
+
+impl std::fmt::Debug for Frame<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frame")
+            .field("seq", &self.seq())
+            .field("topic", &self.topic)
+            .field("kind", &self.kind())
+            .field("event_type", &self.event_type())
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_len_is_aligned_and_accounts_bytes() {
+        assert_eq!(frame_len(0, 0), 96);
+        assert_eq!(frame_len(1, 0), 104);
+        assert_eq!(frame_len(5, 100), 208);
+        assert_eq!(frame_len(255, 65536) % 8, 0);
+    }
+
+    #[test]
+    fn header_validation_rejects_inconsistent_fields() {
+        let mut h = FrameHeader { position: 64, topic_len: 3, payload_len: 5, kind: 1, ..Default::default() };
+        assert!(h.validate(64, frame_len(3, 5)).is_ok());
+        assert!(h.validate(72, frame_len(3, 5)).is_err());
+        assert!(h.validate(64, frame_len(3, 5) + 8).is_err());
+        h.kind = 9;
+        assert!(h.validate(64, frame_len(3, 5)).is_err());
+        h.kind = 1;
+        h.event_type = 200;
+        assert!(h.validate(64, frame_len(3, 5)).is_err());
+    }
+
+    #[test]
+    fn kind_and_event_type_names_round_trip() {
+        for k in [Kind::Event, Kind::Log, Kind::Alert, Kind::Control] {
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+            assert_eq!(Kind::from_u8(k as u8), Some(k));
+        }
+        for e in [EventType::Other, EventType::New, EventType::Update, EventType::Delete] {
+            assert_eq!(EventType::parse(e.as_str()), Some(e));
+        }
+        assert_eq!(Kind::parse("padding"), None);
+    }
+}

@@ -1,0 +1,241 @@
+//! Typed access to the bytes of a mapped segment.
+//!
+//! Everything the ring protocol reads or writes in shared memory goes through
+//! [`Mem`]. In production `Mem` is a raw view of an `mmap`ed region; under
+//! `--cfg loom` it is an array of loom atomics (one per 8-byte word) plus a
+//! mutex standing in for the 128-bit tail, so loom can check every access.
+//!
+//! Invariant relied on by every accessor: offsets are computed from a
+//! [`crate::layout::Layout`] that was validated against the mapping length
+//! when the segment was opened, so `off + size <= len` and atomics are
+//! naturally aligned. Accessors `debug_assert!` it.
+
+use crate::sync::AtomicU64;
+
+/// The 128-bit tail: `(position, seq)` updated together by compare-and-swap.
+#[cfg(not(loom))]
+pub(crate) struct Tail<'a>(&'a portable_atomic::AtomicU128);
+
+#[cfg(not(loom))]
+impl Tail<'_> {
+    #[inline]
+    pub(crate) fn load(&self) -> (u64, u64) {
+        split(self.0.load(std::sync::atomic::Ordering::Acquire))
+    }
+    #[inline]
+    pub(crate) fn cas(&self, cur: (u64, u64), new: (u64, u64)) -> bool {
+        self.0
+            .compare_exchange(
+                join(cur),
+                join(new),
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+            )
+            .is_ok()
+    }
+    /// Plain store, used only while a segment is being initialised.
+    pub(crate) fn init(&self, v: (u64, u64)) {
+        self.0.store(join(v), std::sync::atomic::Ordering::Release)
+    }
+}
+
+#[cfg(not(loom))]
+#[inline]
+fn join((pos, seq): (u64, u64)) -> u128 {
+    (u128::from(seq) << 64) | u128::from(pos)
+}
+#[cfg(not(loom))]
+#[inline]
+fn split(v: u128) -> (u64, u64) {
+    (v as u64, (v >> 64) as u64)
+}
+
+/// A view of shared memory.
+#[cfg(not(loom))]
+#[derive(Clone, Copy)]
+pub(crate) struct Mem {
+    base: *mut u8,
+    len: usize,
+}
+
+// SAFETY: `Mem` is a pointer to a shared mapping that outlives it (the owning
+// `Segment` keeps the mapping alive); all concurrent access goes through
+// atomics or through the seqlock-validated copies documented in ring.rs.
+#[cfg(not(loom))]
+unsafe impl Send for Mem {}
+// SAFETY: see `Send` above.
+#[cfg(not(loom))]
+unsafe impl Sync for Mem {}
+
+#[cfg(not(loom))]
+impl Mem {
+    /// # Safety
+    /// `base..base+len` must stay mapped, readable and writable for the
+    /// lifetime of the returned value and of every copy of it, and `base`
+    /// must be 16-byte aligned.
+    pub(crate) unsafe fn new(base: *mut u8, len: usize) -> Mem {
+        debug_assert_eq!(base as usize % 16, 0);
+        Mem { base, len }
+    }
+
+    #[inline]
+    pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
+        debug_assert!(off % 8 == 0 && off + 8 <= self.len, "u64_at({off}) out of {}", self.len);
+        // SAFETY: in bounds and 8-aligned (module invariant); AtomicU64 has the
+        // same layout as u64, and all concurrent accesses to this word are atomic.
+        unsafe { &*(self.base.add(off) as *const AtomicU64) }
+    }
+
+    #[inline]
+    pub(crate) fn u32_at(&self, off: usize) -> &std::sync::atomic::AtomicU32 {
+        debug_assert!(off % 4 == 0 && off + 4 <= self.len);
+        // SAFETY: in bounds and 4-aligned (module invariant); all accesses atomic.
+        unsafe { &*(self.base.add(off) as *const std::sync::atomic::AtomicU32) }
+    }
+
+    #[inline]
+    pub(crate) fn tail(&self, off: usize) -> Tail<'_> {
+        debug_assert!(off % 16 == 0 && off + 16 <= self.len);
+        // SAFETY: in bounds and 16-aligned (module invariant); the tail word is
+        // only ever accessed as an AtomicU128, whose lock-freedom is checked
+        // when the segment is opened (`AtomicU128::is_lock_free`).
+        Tail(unsafe { &*(self.base.add(off) as *const portable_atomic::AtomicU128) })
+    }
+
+    /// Copy `src` into the segment at `off`.
+    ///
+    /// Used by a producer on bytes it owns (its claimed frame), see ring.rs.
+    #[inline]
+    pub(crate) fn write(&self, off: usize, src: &[u8]) {
+        assert!(off + src.len() <= self.len);
+        // SAFETY: in bounds (asserted). The destination is a claimed frame that
+        // no other writer touches (ring invariant W1); readers racing with this
+        // write discard what they copied (seqlock check, ring invariant R2).
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.add(off), src.len()) }
+    }
+
+    /// Fill `len` bytes at `off` with zeros (producer-owned bytes, like `write`).
+    #[inline]
+    pub(crate) fn zero(&self, off: usize, len: usize) {
+        assert!(off + len <= self.len);
+        // SAFETY: as for `write`.
+        unsafe { std::ptr::write_bytes(self.base.add(off), 0, len) }
+    }
+
+    /// Copy `dst.len()` bytes at `off` out of the segment.
+    ///
+    /// The bytes may be concurrently rewritten by another process; callers
+    /// validate the copy afterwards (seqlock) and never trust its contents.
+    /// This is the seqlock read pattern used by crossbeam's `AtomicCell`: a
+    /// volatile-strength copy whose result is discarded if it raced.
+    #[inline]
+    pub(crate) fn read(&self, off: usize, dst: &mut [u8]) {
+        assert!(off + dst.len() <= self.len);
+        // SAFETY: in bounds (asserted); the source may race with a writer in
+        // another process, which is why the result is validated by the caller
+        // before use and only ever treated as untrusted bytes.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(off), dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// Raw pointer to `off`, for zero-copy claims (caller owns those bytes).
+    #[inline]
+    pub(crate) fn ptr(&self, off: usize, len: usize) -> *mut u8 {
+        assert!(off + len <= self.len);
+        // SAFETY: in bounds (asserted).
+        unsafe { self.base.add(off) }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// loom model of the same memory
+// ---------------------------------------------------------------------------
+
+#[cfg(loom)]
+pub(crate) struct Tail<'a>(&'a loom::sync::Mutex<(u64, u64)>);
+
+#[cfg(loom)]
+impl Tail<'_> {
+    pub(crate) fn load(&self) -> (u64, u64) {
+        *self.0.lock().unwrap()
+    }
+    pub(crate) fn cas(&self, cur: (u64, u64), new: (u64, u64)) -> bool {
+        let mut g = self.0.lock().unwrap();
+        if *g == cur {
+            *g = new;
+            true
+        } else {
+            false
+        }
+    }
+    pub(crate) fn init(&self, v: (u64, u64)) {
+        *self.0.lock().unwrap() = v;
+    }
+}
+
+#[cfg(loom)]
+pub(crate) struct Mem {
+    words: std::sync::Arc<(Vec<AtomicU64>, loom::sync::Mutex<(u64, u64)>)>,
+}
+
+#[cfg(loom)]
+impl Clone for Mem {
+    fn clone(&self) -> Self {
+        Mem { words: self.words.clone() }
+    }
+}
+
+#[cfg(loom)]
+impl Mem {
+    pub(crate) fn new_model(len: usize) -> Mem {
+        let words = (0..len / 8).map(|_| AtomicU64::new(0)).collect();
+        Mem { words: std::sync::Arc::new((words, loom::sync::Mutex::new((0, 0)))) }
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.words.0.len() * 8
+    }
+    pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
+        assert!(off % 8 == 0);
+        &self.words.0[off / 8]
+    }
+    pub(crate) fn tail(&self, _off: usize) -> Tail<'_> {
+        Tail(&self.words.1)
+    }
+    fn rmw_bytes(&self, off: usize, len: usize, mut f: impl FnMut(usize, &mut [u8; 8])) {
+        use crate::sync::Ordering::Relaxed;
+        let mut o = off & !7;
+        while o < off + len {
+            let w = self.u64_at(o);
+            let mut b = w.load(Relaxed).to_le_bytes();
+            f(o, &mut b);
+            w.store(u64::from_le_bytes(b), Relaxed);
+            o += 8;
+        }
+    }
+    pub(crate) fn write(&self, off: usize, src: &[u8]) {
+        self.rmw_bytes(off, src.len(), |o, b| {
+            for (i, byte) in b.iter_mut().enumerate() {
+                let a = o + i;
+                if a >= off && a < off + src.len() {
+                    *byte = src[a - off];
+                }
+            }
+        });
+    }
+    pub(crate) fn zero(&self, off: usize, len: usize) {
+        self.write(off, &vec![0; len]);
+    }
+    pub(crate) fn read(&self, off: usize, dst: &mut [u8]) {
+        use crate::sync::Ordering::Relaxed;
+        let mut o = off & !7;
+        while o < off + dst.len() {
+            let b = self.u64_at(o).load(Relaxed).to_le_bytes();
+            for (i, byte) in b.iter().enumerate() {
+                let a = o + i;
+                if a >= off && a < off + dst.len() {
+                    dst[a - off] = *byte;
+                }
+            }
+            o += 8;
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Producer slots: one per publishing thread, so rotations know who may still
+//! be writing into the partition they are about to reuse (ring.rs, barrier).
+//!
+//! A slot is owned by `(pid, start time)`; slots of dead processes are
+//! reclaimed when the table runs out. A thread finds its slot for a bus in a
+//! thread-local list (no lock, no syscall on the publish path); the slot is
+//! released when the thread exits or the bus handle is dropped.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::Ordering::*;
+use std::sync::{Arc, Weak};
+
+use crate::bus::Shared;
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::liveness;
+use crate::ring::{Ring, S_ACTIVE, S_OWNER, S_PUBLISHED, S_START};
+
+/// Per-thread handle on a producer slot.
+pub(crate) struct ThreadSlot {
+    bus_id: u64,
+    shared: Weak<Shared>,
+    pub(crate) index: usize,
+    pub(crate) claim_outstanding: Cell<bool>,
+    pub(crate) published: Cell<u64>,
+}
+
+impl Drop for ThreadSlot {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.slots.lock().unwrap_or_else(|e| e.into_inner()).retain(|&i| i != self.index);
+            free_slot(&shared.seg.ring, self.index);
+        }
+    }
+}
+
+thread_local! {
+    static SLOTS: RefCell<Vec<ThreadSlot>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with this thread's slot on `shared`, allocating one if needed.
+pub(crate) fn with_slot<R>(shared: &Arc<Shared>, f: impl FnOnce(&ThreadSlot) -> Result<R>) -> Result<R> {
+    SLOTS.with(|slots| {
+        {
+            let slots = slots.borrow();
+            if let Some(s) = slots.iter().find(|s| s.bus_id == shared.id) {
+                return f(s);
+            }
+        }
+        let index = allocate(shared)?;
+        let mut v = slots.borrow_mut();
+        // Forget entries of bus handles that are gone.
+        v.retain(|s| s.shared.strong_count() > 0);
+        v.push(ThreadSlot {
+            bus_id: shared.id,
+            shared: Arc::downgrade(shared),
+            index,
+            claim_outstanding: Cell::new(false),
+            published: Cell::new(0),
+        });
+        let s = v.last().expect("just pushed");
+        f(s)
+    })
+}
+
+fn allocate(shared: &Arc<Shared>) -> Result<usize> {
+    let ring = &shared.seg.ring;
+    let (pid, start) = liveness::current();
+    if shared.single_producer {
+        // Refuse a second live producer anywhere.
+        for i in 0..ring.l.n_slots {
+            let owner = ring.slot_word(i, S_OWNER).load(Acquire);
+            if owner != 0 && owner != u64::from(pid) {
+                let st = ring.slot_word(i, S_START).load(Acquire);
+                if liveness::is_alive(owner as u32, st) {
+                    return Err(Error::ProducerConflict { pid: owner as u32 });
+                }
+                reclaim(ring, i, owner);
+            } else if owner == u64::from(pid) && !shared.slots.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+                return Err(Error::ProducerConflict { pid });
+            }
+        }
+    }
+    for pass in 0..2 {
+        for i in 0..ring.l.n_slots {
+            let owner = ring.slot_word(i, S_OWNER);
+            if owner.compare_exchange(0, u64::from(pid), AcqRel, Relaxed).is_ok() {
+                ring.slot_word(i, S_START).store(start, Release);
+                ring.slot_word(i, S_PUBLISHED).store(0, Relaxed);
+                ring.slot_word(i, S_ACTIVE).store(0, Release);
+                shared.slots.lock().unwrap_or_else(|e| e.into_inner()).push(i);
+                return Ok(i);
+            }
+        }
+        if pass == 0 {
+            reap(ring);
+        }
+    }
+    Err(Error::Limit { what: "producer", limit: ring.l.n_slots })
+}
+
+/// Reclaim slots whose owning process is dead.
+pub(crate) fn reap(ring: &Ring) {
+    for i in 0..ring.l.n_slots {
+        let owner = ring.slot_word(i, S_OWNER).load(Acquire);
+        if owner == 0 {
+            continue;
+        }
+        let start = ring.slot_word(i, S_START).load(Acquire);
+        if !liveness::is_alive(owner as u32, start) {
+            reclaim(ring, i, owner);
+        }
+    }
+}
+
+fn reclaim(ring: &Ring, i: usize, owner: u64) {
+    let active = ring.slot_word(i, S_ACTIVE).swap(0, AcqRel);
+    if active != 0 {
+        ring.counter(layout::OFF_ABANDONED).fetch_add(1, Relaxed);
+    }
+    let published = ring.slot_word(i, S_PUBLISHED).swap(0, AcqRel);
+    if ring.slot_word(i, S_OWNER).compare_exchange(owner, 0, AcqRel, Relaxed).is_ok() {
+        ring.counter(layout::OFF_RETIRED).fetch_add(published, Relaxed);
+    } else {
+        // Somebody else reclaimed and reused it meanwhile; give the count back.
+        ring.slot_word(i, S_PUBLISHED).fetch_add(published, Relaxed);
+    }
+}
+
+/// Release a slot owned by this process.
+pub(crate) fn free_slot(ring: &Ring, i: usize) {
+    ring.slot_word(i, S_ACTIVE).store(0, Release);
+    let published = ring.slot_word(i, S_PUBLISHED).swap(0, AcqRel);
+    ring.counter(layout::OFF_RETIRED).fetch_add(published, Relaxed);
+    ring.slot_word(i, S_OWNER).store(0, Release);
+}
+
+/// Live producer slots: `(pid, published)`.
+pub(crate) fn snapshot(ring: &Ring) -> Vec<(u32, u64)> {
+    (0..ring.l.n_slots)
+        .filter_map(|i| {
+            let owner = ring.slot_word(i, S_OWNER).load(Acquire);
+            (owner != 0).then(|| (owner as u32, ring.slot_word(i, S_PUBLISHED).load(Relaxed)))
+        })
+        .collect()
+}

@@ -1,0 +1,419 @@
+//! Subscribers: broadcast (own cursor) and group members (shared cursor).
+//!
+//! A broadcast subscriber keeps its own `(position, next_seq)` and sees every
+//! frame its filter matches. A group member shares one cursor with the other
+//! members of its group and takes a frame by compare-and-swapping the cursor
+//! past it, so each frame goes to exactly one member.
+//!
+//! Accounting, per subscriber: when the ring laps it, the subscriber jumps to
+//! the oldest retained frame and `missed` grows by the seq distance, which is
+//! exactly the number of frames it lost. A frame whose claim was abandoned by
+//! a dead producer is skipped after `claim_timeout` and counted in
+//! `abandoned`. So `delivered + missed + abandoned + filtered-out` accounts
+//! for every seq.
+
+use std::sync::atomic::Ordering::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zerocopy::FromBytes;
+
+use crate::bus::Shared;
+use crate::error::Result;
+use crate::filter::Matcher;
+use crate::frame::{Frame, FrameHeader, Kind, HEADER_LEN};
+use crate::registry::{self, E_ABANDONED, E_DELIVERED, E_MISSED, E_NEXT_SEQ, E_POSITION, G_CURSOR, G_DELIVERED, G_MISSED};
+use crate::ring::Read;
+use crate::wait::{self, WaitStrategy};
+
+/// Where a new subscriber starts reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Start {
+    /// Only frames published from now on (the default).
+    #[default]
+    Newest,
+    /// The oldest frame still retained.
+    Oldest,
+    /// The frame with this seq (or the oldest retained if it was evicted,
+    /// counting the evicted ones as missed).
+    Seq(u64),
+}
+
+#[derive(Clone, Copy)]
+enum Cursor {
+    Own { pos: u64, next_seq: u64 },
+    Group { index: usize },
+}
+
+/// A subscription. Receives frames with [`Subscriber::recv_timeout`].
+///
+/// ```
+/// # let name = format!("doc-sub-{}", std::process::id());
+/// use std::time::Duration;
+/// use shmbus::{Bus, Config, Filter};
+/// let bus = Bus::create(&name, &Config::default().memory_limit(1 << 20))?;
+/// let mut sub = bus.subscribe(Filter::topic("events.#"))?;
+/// bus.publish("events.process.start", b"pid=42")?;
+/// let frame = sub.recv_timeout(Duration::from_secs(1))?.expect("a frame");
+/// assert_eq!(frame.topic(), "events.process.start");
+/// assert_eq!(frame.payload(), b"pid=42");
+/// # drop(sub); drop(bus); Bus::remove(&name)?;
+/// # Ok::<(), shmbus::Error>(())
+/// ```
+pub struct Subscriber {
+    shared: Arc<Shared>,
+    entry: usize,
+    cursor: Cursor,
+    group_name: Option<String>,
+    skip_below: u64,
+    matcher: Matcher,
+    wait: WaitStrategy,
+    buf: Vec<u8>,
+    ready: bool,
+    delivered: u64,
+    missed: u64,
+    abandoned: u64,
+    stuck: Option<(u64, Instant)>,
+    claim_timeout: Duration,
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        registry::free_sub(&self.shared.seg.ring, self.entry);
+    }
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("bus", &self.shared.seg.name)
+            .field("group", &self.group_name)
+            .field("delivered", &self.delivered)
+            .field("missed", &self.missed)
+            .finish()
+    }
+}
+
+impl Subscriber {
+    pub(crate) fn new_broadcast(
+        shared: Arc<Shared>,
+        matcher: Matcher,
+        filter: &str,
+        start: Start,
+        wait: WaitStrategy,
+    ) -> Result<Subscriber> {
+        let ring = &shared.seg.ring;
+        let (mut pos, mut next_seq) = match start {
+            Start::Newest => ring.tail(),
+            Start::Oldest | Start::Seq(_) => ring.oldest(),
+        };
+        let mut missed = 0;
+        let mut skip_below = 0;
+        if let Start::Seq(n) = start {
+            if n < next_seq {
+                missed = next_seq - n;
+            } else {
+                skip_below = n;
+            }
+        }
+        if start == Start::Newest {
+            // Never start inside a closed term: normalise via the reader.
+            pos &= !crate::ring::ROT;
+        }
+        let entry = registry::alloc_sub(ring, filter, None, pos, next_seq)?;
+        next_seq = next_seq.max(0);
+        let claim_timeout = shared.claim_timeout;
+        Ok(Subscriber {
+            shared,
+            entry,
+            cursor: Cursor::Own { pos, next_seq },
+            group_name: None,
+            skip_below,
+            matcher,
+            wait,
+            buf: Vec::with_capacity(4096),
+            ready: false,
+            delivered: 0,
+            missed,
+            abandoned: 0,
+            stuck: None,
+            claim_timeout,
+        })
+    }
+
+    pub(crate) fn new_member(
+        shared: Arc<Shared>,
+        matcher: Matcher,
+        group: &str,
+        index: usize,
+        filter: &str,
+        wait: WaitStrategy,
+    ) -> Result<Subscriber> {
+        let (pos, seq) = shared.seg.ring.mem.tail(shared.seg.ring.l.group(index) + G_CURSOR).load();
+        let entry = registry::alloc_sub(&shared.seg.ring, filter, Some(index), pos, seq)?;
+        let claim_timeout = shared.claim_timeout;
+        Ok(Subscriber {
+            shared,
+            entry,
+            cursor: Cursor::Group { index },
+            group_name: Some(group.to_string()),
+            skip_below: 0,
+            matcher,
+            wait,
+            buf: Vec::with_capacity(4096),
+            ready: false,
+            delivered: 0,
+            missed: 0,
+            abandoned: 0,
+            stuck: None,
+            claim_timeout,
+        })
+    }
+
+    /// Frames this subscriber lost to eviction (exact; for a group member,
+    /// the frames the group lost while this member moved the cursor).
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+    /// Frames delivered to this subscriber.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+    /// Claims skipped because their producer died before committing.
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned
+    }
+    /// The group this subscriber belongs to, if any.
+    pub fn group(&self) -> Option<&str> {
+        self.group_name.as_deref()
+    }
+    /// Seq of the next frame this subscriber will look at.
+    pub fn next_seq(&self) -> u64 {
+        match self.cursor {
+            Cursor::Own { next_seq, .. } => next_seq,
+            Cursor::Group { index } => self.group_cursor(index).1,
+        }
+    }
+    /// Change the wait strategy.
+    pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
+        self.wait = wait;
+    }
+    /// The wait strategy.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait
+    }
+
+    fn group_cursor(&self, index: usize) -> (u64, u64) {
+        let ring = &self.shared.seg.ring;
+        ring.mem.tail(ring.l.group(index) + G_CURSOR).load()
+    }
+
+    /// Next matching frame, waiting at most `timeout`; `Ok(None)` on timeout.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Frame<'_>>> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.recv_until(deadline)
+    }
+
+    /// Next matching frame, waiting as long as it takes.
+    pub fn recv(&mut self) -> Result<Frame<'_>> {
+        loop {
+            if self.recv_until(None)?.is_some() {
+                return Ok(self.current());
+            }
+        }
+    }
+
+    /// Next matching frame if one is ready now, without waiting.
+    pub fn try_recv(&mut self) -> Result<Option<Frame<'_>>> {
+        self.ready = self.step();
+        Ok(self.ready.then(|| self.current()))
+    }
+
+    /// Wait until `deadline` (`None`: forever).
+    pub fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Frame<'_>>> {
+        let mem = self.shared.seg.ring.mem;
+        let strategy = self.wait;
+        let got = wait::wait_for(&mem, strategy, deadline, || self.step().then_some(()));
+        self.ready = got.is_some();
+        Ok(self.ready.then(|| self.current()))
+    }
+
+    fn current(&self) -> Frame<'_> {
+        let (header, _) = FrameHeader::read_from_prefix(&self.buf[..]).expect("validated frame");
+        let topic_end = HEADER_LEN + header.topic_len as usize;
+        let topic = std::str::from_utf8(&self.buf[HEADER_LEN..topic_end]).unwrap_or("");
+        let payload = &self.buf[topic_end..topic_end + header.payload_len as usize];
+        Frame { header, topic, payload }
+    }
+
+    /// Try to advance to the next deliverable frame without waiting. Returns
+    /// true when `self.buf` holds it.
+    fn step(&mut self) -> bool {
+        match self.cursor {
+            Cursor::Own { .. } => self.step_own(),
+            Cursor::Group { index } => self.step_group(index),
+        }
+    }
+
+    /// Decide whether the validated frame in `buf` is delivered.
+    fn deliverable(&mut self, h: &FrameHeader) -> bool {
+        if h.kind == Kind::Padding as u8 || h.seq < self.skip_below {
+            return false;
+        }
+        let topic_end = HEADER_LEN + h.topic_len as usize;
+        let topic = &self.buf[HEADER_LEN..topic_end];
+        if std::str::from_utf8(topic).is_err() {
+            return false;
+        }
+        self.matcher.matches(topic, u128::from_le_bytes(h.root_id))
+    }
+
+    fn publish_entry(&self, pos: u64, next_seq: u64) {
+        let ring = &self.shared.seg.ring;
+        let e = ring.l.sub(self.entry);
+        ring.mem.u64_at(e + E_POSITION).store(pos, Relaxed);
+        ring.mem.u64_at(e + E_NEXT_SEQ).store(next_seq, Relaxed);
+        ring.mem.u64_at(e + E_DELIVERED).store(self.delivered, Relaxed);
+        ring.mem.u64_at(e + E_MISSED).store(self.missed, Relaxed);
+        ring.mem.u64_at(e + E_ABANDONED).store(self.abandoned, Relaxed);
+    }
+
+    /// Has the claim at `pos` stayed uncommitted past the claim timeout?
+    /// Then return where to continue.
+    fn skip_abandoned(&mut self, pos: u64) -> Option<u64> {
+        let ring = self.shared.seg.ring.clone();
+        let (tail, _) = ring.tail();
+        if pos >= tail {
+            self.stuck = None;
+            return None;
+        }
+        match self.stuck {
+            Some((p, since)) if p == pos => {
+                if since.elapsed() >= self.claim_timeout {
+                    let next = ring.scan_past(pos, &mut self.buf);
+                    if next.is_some() {
+                        self.stuck = None;
+                    } else {
+                        self.stuck = Some((pos, Instant::now()));
+                    }
+                    return next;
+                }
+                None
+            }
+            _ => {
+                self.stuck = Some((pos, Instant::now()));
+                None
+            }
+        }
+    }
+
+    fn step_own(&mut self) -> bool {
+        let ring = self.shared.seg.ring.clone();
+        let Cursor::Own { mut pos, mut next_seq } = self.cursor else { unreachable!() };
+        let mut found = false;
+        for _ in 0..4096 {
+            match ring.read(pos, &mut self.buf) {
+                Read::Frame { len } => {
+                    let (h, _) = FrameHeader::read_from_prefix(&self.buf[..]).expect("validated frame");
+                    pos += len as u64;
+                    self.stuck = None;
+                    if h.seq < next_seq {
+                        continue; // cannot happen with an honest producer
+                    }
+                    if h.seq > next_seq {
+                        self.abandoned += h.seq - next_seq;
+                    }
+                    next_seq = h.seq + 1;
+                    if self.deliverable(&h) {
+                        self.delivered += 1;
+                        found = true;
+                        break;
+                    }
+                }
+                Read::End { next } => pos = next,
+                Read::Lapped => {
+                    let (p, s) = ring.oldest();
+                    if s > next_seq {
+                        self.missed += s - next_seq;
+                        next_seq = s;
+                    }
+                    pos = p;
+                }
+                Read::Empty => match self.skip_abandoned(pos) {
+                    Some(next) => pos = next,
+                    None => break,
+                },
+            }
+        }
+        self.cursor = Cursor::Own { pos, next_seq };
+        self.publish_entry(pos, next_seq);
+        found
+    }
+
+    fn step_group(&mut self, index: usize) -> bool {
+        let ring = self.shared.seg.ring.clone();
+        let g = ring.l.group(index);
+        let cursor = ring.mem.tail(g + G_CURSOR);
+        let mut found = false;
+        let mut last = (0, 0);
+        for _ in 0..4096 {
+            let (pos, seq) = cursor.load();
+            last = (pos, seq);
+            match ring.read(pos, &mut self.buf) {
+                Read::Frame { len } => {
+                    let (h, _) = FrameHeader::read_from_prefix(&self.buf[..]).expect("validated frame");
+                    let next_seq = if h.seq < seq { seq } else { h.seq + 1 };
+                    if !cursor.cas((pos, seq), (pos + len as u64, next_seq)) {
+                        continue;
+                    }
+                    self.stuck = None;
+                    last = (pos + len as u64, next_seq);
+                    if h.seq > seq {
+                        self.abandoned += h.seq - seq;
+                    }
+                    if self.deliverable(&h) {
+                        self.delivered += 1;
+                        ring.mem.u64_at(g + G_DELIVERED).fetch_add(1, Relaxed);
+                        found = true;
+                        break;
+                    }
+                }
+                Read::End { next } => {
+                    cursor.cas((pos, seq), (next, seq));
+                }
+                Read::Lapped => {
+                    let (p, s) = ring.oldest();
+                    let s = s.max(seq);
+                    if cursor.cas((pos, seq), (p, s)) {
+                        self.missed += s - seq;
+                        ring.mem.u64_at(g + G_MISSED).fetch_add(s - seq, Relaxed);
+                    }
+                }
+                Read::Empty => match self.skip_abandoned(pos) {
+                    Some(next) => {
+                        cursor.cas((pos, seq), (next, seq));
+                    }
+                    None => break,
+                },
+            }
+        }
+        self.publish_entry(last.0, last.1);
+        found
+    }
+}
+
+impl Subscriber {
+    /// Frames still to read before this subscriber catches up (approximate).
+    pub fn lag(&self) -> u64 {
+        let (_, tail_seq) = self.shared.seg.ring.tail();
+        tail_seq.saturating_sub(self.next_seq())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn start_default_is_newest() {
+        assert_eq!(super::Start::default(), super::Start::Newest);
+    }
+}

@@ -1,0 +1,361 @@
+//! Behaviour of one bus within one process.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{check_payload, make_payload, TempName};
+use shmbus::{Bus, Config, Error, EventType, Filter, Kind, Meta, Overflow, Start, SubscribeOptions, WaitStrategy};
+
+const T: Duration = Duration::from_millis(500);
+
+fn small() -> Config {
+    Config::default().memory_limit(1 << 20).max_frame_size(4096)
+}
+
+fn oldest() -> SubscribeOptions {
+    SubscribeOptions { start: Start::Oldest, ..Default::default() }
+}
+
+#[test]
+fn published_frame_round_trips_with_metadata() {
+    let name = TempName::new("roundtrip");
+    let bus = Bus::create(&name, &small()).unwrap();
+    let mut sub = bus.subscribe(Filter::topic("events.process.#")).unwrap();
+    let meta = Meta::event(EventType::Update).correlation_id(11).parent_id(22).root_id(33);
+    let seq = bus.publish_with(&meta, "events.process.lifecycle", b"hello").unwrap();
+    let f = sub.recv_timeout(T).unwrap().expect("frame");
+    assert_eq!(f.seq(), seq);
+    assert_eq!(f.topic(), "events.process.lifecycle");
+    assert_eq!(f.payload(), b"hello");
+    assert_eq!(f.kind(), Kind::Event);
+    assert_eq!(f.event_type(), EventType::Update);
+    assert_eq!((f.correlation().id, f.correlation().parent, f.correlation().root), (11, 22, 33));
+    assert_eq!(f.producer(), std::process::id());
+    assert!(f.timestamp() > 1_600_000_000_000_000_000);
+    assert!(sub.recv_timeout(Duration::from_millis(10)).unwrap().is_none());
+}
+
+#[test]
+fn subscriber_only_sees_matching_topics() {
+    let name = TempName::new("filter");
+    let bus = Bus::create(&name, &small()).unwrap();
+    let mut sub = bus.subscribe(Filter::topic("a.+.c")).unwrap();
+    let mut re = bus.subscribe(Filter::regex("(new|update):observable")).unwrap();
+    for t in ["a.b.c", "a.b", "a.x.c", "a.b.c.d", "new:observable:url", "delete:observable"] {
+        bus.publish(t, t.as_bytes()).unwrap();
+    }
+    let mut got = vec![];
+    while let Some(f) = sub.recv_timeout(Duration::from_millis(20)).unwrap() {
+        got.push(f.topic().to_string());
+    }
+    assert_eq!(got, ["a.b.c", "a.x.c"]);
+    let mut got = vec![];
+    while let Some(f) = re.recv_timeout(Duration::from_millis(20)).unwrap() {
+        got.push(f.topic().to_string());
+    }
+    assert_eq!(got, ["new:observable:url"]);
+}
+
+#[test]
+fn claim_commit_is_delivered_and_dropped_claim_is_skipped() {
+    let name = TempName::new("claim");
+    let bus = Bus::create(&name, &small()).unwrap();
+    let mut sub = bus.subscribe(Filter::all()).unwrap();
+    let mut c = bus.claim("t", 512).unwrap();
+    assert!(matches!(bus.publish("t", b"x"), Err(Error::ClaimOutstanding)));
+    c.payload_mut()[..3].copy_from_slice(b"abc");
+    let seq = c.commit();
+    {
+        let mut aborted = bus.claim("t", 8).unwrap();
+        aborted.payload_mut().fill(7);
+    }
+    let after = bus.publish("t", b"after").unwrap();
+    let f = sub.recv_timeout(T).unwrap().unwrap();
+    assert_eq!(f.seq(), seq);
+    assert_eq!(f.payload().len(), 512);
+    assert_eq!(&f.payload()[..4], b"abc\0");
+    let f = sub.recv_timeout(T).unwrap().unwrap();
+    assert_eq!((f.seq(), f.payload()), (after, &b"after"[..]));
+    assert_eq!(bus.stats().aborted, 1);
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let name = TempName::new("badinput");
+    let bus = Bus::create(&name, &small()).unwrap();
+    assert!(matches!(bus.publish("", b"x"), Err(Error::Filter(_))));
+    assert!(matches!(bus.publish("a..b", b"x"), Err(Error::Filter(_))));
+    assert!(matches!(bus.publish("a.#", b"x"), Err(Error::Filter(_))));
+    assert!(matches!(bus.publish(&"x".repeat(256), b"x"), Err(Error::Filter(_))));
+    assert!(matches!(bus.publish("t", &vec![0; 4097]), Err(Error::TooLarge { size: 4097, max: 4096 })));
+    assert!(matches!(bus.subscribe(Filter::topic("a.#.b")), Err(Error::Filter(_))));
+    assert!(matches!(bus.subscribe(Filter::regex("(")), Err(Error::Filter(_))));
+    assert!(matches!(Bus::create(&name, &small()), Err(Error::Exists { .. })));
+    assert!(matches!(Bus::open("no-such-bus-shmbus-test"), Err(Error::NotFound { .. })));
+    assert!(matches!(Bus::create("a/b", &small()), Err(Error::InvalidName { .. })));
+    assert!(matches!(Bus::create("x", &small().keep_ratio(2.0)), Err(Error::Config { field: "keep_ratio", .. })));
+    // Nothing was lost: the bus still works.
+    let mut sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
+    bus.publish("ok", b"1").unwrap();
+    assert_eq!(sub.recv_timeout(T).unwrap().unwrap().payload(), b"1");
+}
+
+#[test]
+fn lapped_subscriber_counts_missed_frames_exactly() {
+    let name = TempName::new("lapped");
+    let cfg = Config::default().memory_limit(256 << 10).max_frame_size(1024).keep_ratio(0.8);
+    let bus = Bus::create(&name, &cfg).unwrap();
+    let mut sub = bus.subscribe(Filter::all()).unwrap();
+    let n = 20_000u64;
+    for i in 0..n {
+        bus.publish("t", &make_payload(1, i, 100)).unwrap();
+    }
+    let mut delivered = 0u64;
+    let mut last = None;
+    while let Some(f) = sub.recv_timeout(Duration::from_millis(20)).unwrap() {
+        let (_, idx) = check_payload(f.payload());
+        if let Some(l) = last {
+            assert!(idx > l, "order violated");
+        }
+        last = Some(idx);
+        delivered += 1;
+    }
+    assert!(sub.missed() > 0);
+    assert_eq!(delivered + sub.missed(), n);
+    let st = bus.stats();
+    assert_eq!(st.published, n);
+    assert!(st.evicted > 0);
+    assert!(st.bytes_used <= st.data_capacity);
+    // About keep_ratio of the data stays after an eviction.
+    assert!(st.partitions == 5, "{}", st.partitions);
+}
+
+#[test]
+fn reject_policy_refuses_instead_of_evicting_unread_frames() {
+    let name = TempName::new("reject");
+    let cfg = Config::default().memory_limit(256 << 10).max_frame_size(1024).overflow(Overflow::Reject);
+    let bus = Bus::create(&name, &cfg).unwrap();
+    let mut sub = bus.subscribe(Filter::all()).unwrap();
+    let mut published = 0u64;
+    let err = loop {
+        match bus.publish("t", &[1; 500]) {
+            Ok(_) => published += 1,
+            Err(e) => break e,
+        }
+        assert!(published < 100_000);
+    };
+    assert!(matches!(err, Error::Full));
+    assert_eq!(bus.stats().rejected, 1);
+    let mut got = 0;
+    while sub.recv_timeout(Duration::from_millis(10)).unwrap().is_some() {
+        got += 1;
+    }
+    assert_eq!(got, published);
+    assert_eq!(sub.missed(), 0);
+    // After reading, there is room again.
+    bus.publish("t", &[1; 500]).unwrap();
+}
+
+#[test]
+fn block_policy_waits_then_fails_full() {
+    let name = TempName::new("block");
+    let cfg = Config::default()
+        .memory_limit(256 << 10)
+        .max_frame_size(1024)
+        .overflow(Overflow::Block(Duration::from_millis(30)));
+    let bus = Bus::create(&name, &cfg).unwrap();
+    let _sub = bus.subscribe(Filter::all()).unwrap();
+    let started = std::time::Instant::now();
+    let err = loop {
+        if let Err(e) = bus.publish("t", &[1; 500]) {
+            break e;
+        }
+    };
+    assert!(matches!(err, Error::Full));
+    assert!(started.elapsed() >= Duration::from_millis(30));
+}
+
+#[test]
+fn listener_limit_is_enforced_and_freed_on_drop() {
+    let name = TempName::new("limit");
+    let bus = Bus::create(&name, &small().listener_limit(2)).unwrap();
+    let a = bus.subscribe(Filter::all()).unwrap();
+    let _b = bus.subscribe(Filter::all()).unwrap();
+    assert!(matches!(bus.subscribe(Filter::all()), Err(Error::Limit { what: "listener", limit: 2 })));
+    drop(a);
+    bus.subscribe(Filter::all()).unwrap();
+}
+
+#[test]
+fn start_positions_oldest_newest_and_seq() {
+    let name = TempName::new("start");
+    let bus = Bus::create(&name, &small()).unwrap();
+    for i in 0..10u8 {
+        bus.publish("t", &[i]).unwrap();
+    }
+    let mut newest = bus.subscribe(Filter::all()).unwrap();
+    let mut oldest_sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
+    let mut from7 = bus
+        .subscribe_with(Filter::all(), SubscribeOptions { start: Start::Seq(7), wait: WaitStrategy::Spin })
+        .unwrap();
+    assert!(newest.recv_timeout(Duration::from_millis(10)).unwrap().is_none());
+    assert_eq!(oldest_sub.recv_timeout(T).unwrap().unwrap().seq(), 0);
+    assert_eq!(from7.recv_timeout(T).unwrap().unwrap().seq(), 7);
+}
+
+#[test]
+fn group_delivers_each_frame_to_exactly_one_member() {
+    let name = TempName::new("group");
+    let bus = Bus::create(&name, &Config::default().memory_limit(8 << 20)).unwrap();
+    let n = 3000u64;
+    let members: Vec<_> = (0..3).map(|_| bus.join_group("enrichers", Filter::all()).unwrap()).collect();
+    assert!(matches!(bus.join_group("enrichers", Filter::topic("x")), Err(Error::GroupFilterMismatch { .. })));
+    let handles: Vec<_> = members
+        .into_iter()
+        .map(|mut m| {
+            std::thread::spawn(move || {
+                let mut seen = vec![];
+                while let Some(f) = m.recv_timeout(Duration::from_millis(300)).unwrap() {
+                    seen.push(check_payload(f.payload()).1);
+                }
+                seen
+            })
+        })
+        .collect();
+    for i in 0..n {
+        bus.publish("t", &make_payload(0, i, 64)).unwrap();
+    }
+    let mut all = vec![];
+    for h in handles {
+        let seen = h.join().unwrap();
+        for w in seen.windows(2) {
+            assert!(w[0] < w[1]);
+        }
+        all.extend(seen);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..n).collect::<Vec<_>>());
+    let st = bus.stats();
+    assert_eq!(st.groups.len(), 1);
+    assert_eq!(st.groups[0].delivered, n);
+}
+
+#[test]
+fn threads_publish_concurrently_with_per_producer_order() {
+    let name = TempName::new("threads");
+    let bus = Bus::create(&name, &Config::default().memory_limit(16 << 20)).unwrap();
+    let mut sub = bus.subscribe(Filter::all()).unwrap();
+    let per = 5000u64;
+    let hs: Vec<_> = (0..4u32)
+        .map(|p| {
+            let bus = bus.clone();
+            std::thread::spawn(move || {
+                for i in 0..per {
+                    bus.publish("t", &make_payload(p, i, 48)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut next = [0u64; 4];
+    let mut last_seq = None;
+    let mut got = 0;
+    while got < 4 * per {
+        let f = sub.recv_timeout(Duration::from_secs(5)).unwrap().expect("frame");
+        let (p, i) = check_payload(f.payload());
+        assert_eq!(i, next[p as usize], "producer {p} out of order");
+        next[p as usize] += 1;
+        if let Some(l) = last_seq {
+            assert!(f.seq() > l);
+        }
+        last_seq = Some(f.seq());
+        got += 1;
+    }
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(sub.missed(), 0);
+    assert_eq!(bus.stats().published, 4 * per);
+}
+
+#[test]
+fn garbage_and_foreign_segments_are_refused() {
+    use std::io::Write;
+    for (tag, bytes) in [
+        ("empty", vec![]),
+        ("short", vec![1u8; 100]),
+        ("garbage", vec![0xAB; 64 << 10]),
+        ("zeros", vec![0; 64 << 10]),
+    ] {
+        let name = TempName::new(tag);
+        let path = format!("/dev/shm/shmbus.{}", name.as_str());
+        std::fs::File::create(&path).unwrap().write_all(&bytes).unwrap();
+        match Bus::open(&name) {
+            Err(Error::Incompatible { .. }) => {}
+            other => panic!("{tag}: expected Incompatible, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn wrong_layout_version_is_incompatible() {
+    use std::os::unix::fs::FileExt;
+    let name = TempName::new("version");
+    drop(Bus::create(&name, &small()).unwrap());
+    let path = format!("/dev/shm/shmbus.{}", name.as_str());
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_at(&99u32.to_le_bytes(), 8).unwrap();
+    let err = Bus::open(&name).unwrap_err();
+    assert!(matches!(err, Error::Incompatible { .. }));
+    assert!(err.to_string().contains("version"), "{err}");
+}
+
+#[test]
+fn segment_is_created_owner_only_by_default() {
+    use std::os::unix::fs::PermissionsExt;
+    let name = TempName::new("mode");
+    let _bus = Bus::create(&name, &small()).unwrap();
+    let meta = std::fs::metadata(format!("/dev/shm/shmbus.{}", name.as_str())).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let name2 = TempName::new("mode2");
+    let _bus2 = Bus::create(&name2, &small().mode(0o660)).unwrap();
+    let meta = std::fs::metadata(format!("/dev/shm/shmbus.{}", name2.as_str())).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+}
+
+#[test]
+fn removed_bus_keeps_working_for_holders_and_recreate_starts_clean() {
+    let name = TempName::new("remove");
+    let bus = Bus::create(&name, &small()).unwrap();
+    let mut sub = bus.subscribe(Filter::all()).unwrap();
+    Bus::remove(&name).unwrap();
+    assert!(matches!(Bus::remove(&name), Err(Error::NotFound { .. })));
+    bus.publish("t", b"still").unwrap();
+    assert_eq!(sub.recv_timeout(T).unwrap().unwrap().payload(), b"still");
+    let fresh = Bus::create(&name, &small()).unwrap();
+    assert_eq!(fresh.stats().next_seq, 0);
+}
+
+#[test]
+fn stats_report_subscribers_and_counters() {
+    let name = TempName::new("stats");
+    let bus = Bus::create(&name, &small()).unwrap();
+    let mut sub = bus.subscribe(Filter::topic("a.#")).unwrap();
+    for _ in 0..5 {
+        bus.publish("a.b", b"x").unwrap();
+    }
+    sub.recv_timeout(T).unwrap().unwrap();
+    let st = bus.stats();
+    assert_eq!(st.published, 5);
+    assert_eq!(st.next_seq, 5);
+    assert_eq!(st.subscribers.len(), 1);
+    let s = &st.subscribers[0];
+    assert_eq!(s.pid, std::process::id());
+    assert!(s.alive);
+    assert_eq!(s.filter, "topic:a.#");
+    assert_eq!(s.delivered, 1);
+    assert_eq!(s.lag_frames, 4);
+    let seen: HashSet<u32> = st.producers.iter().map(|p| p.pid).collect();
+    assert!(seen.contains(&std::process::id()));
+}
