@@ -1,7 +1,7 @@
 //! The public handle on a bus: create/open/remove, publish, claim, subscribe.
 
-use std::sync::atomic::Ordering::*;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::atomic::Ordering::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -179,7 +179,10 @@ impl Bus {
     fn check_frame(&self, topic: &str, len: usize) -> Result<usize> {
         validate_topic(topic)?;
         if len > self.shared.max_frame_size {
-            return Err(Error::TooLarge { size: len, max: self.shared.max_frame_size });
+            return Err(Error::TooLarge {
+                size: len,
+                max: self.shared.max_frame_size,
+            });
         }
         debug_assert!(topic.len() <= MAX_TOPIC_LEN);
         Ok(frame_len(topic.len(), len))
@@ -193,9 +196,13 @@ impl Bus {
         let res = match self.shared.overflow {
             Overflow::Evict => ring.claim(slot.index, len, &mut AlwaysEvict),
             Overflow::Reject => ring.claim(slot.index, len, &mut PolicyGate { deadline: None }),
-            Overflow::Block(t) => {
-                ring.claim(slot.index, len, &mut PolicyGate { deadline: Instant::now().checked_add(t) })
-            }
+            Overflow::Block(t) => ring.claim(
+                slot.index,
+                len,
+                &mut PolicyGate {
+                    deadline: Instant::now().checked_add(t),
+                },
+            ),
         };
         res.map_err(|ClaimError::Full| {
             ring.counter(layout::OFF_REJECTED).fetch_add(1, Relaxed);
@@ -339,8 +346,10 @@ impl Bus {
         let cfg = self.config();
         let (tail_pos, next_seq) = ring.tail();
         let (oldest_pos, oldest_seq) = ring.oldest();
-        let producers: Vec<ProducerStats> =
-            producer::snapshot(ring).into_iter().map(|(pid, published)| ProducerStats { pid, published }).collect();
+        let producers: Vec<ProducerStats> = producer::snapshot(ring)
+            .into_iter()
+            .map(|(pid, published)| ProducerStats { pid, published })
+            .collect();
         let published =
             ring.counter(layout::OFF_RETIRED).load(Relaxed) + producers.iter().map(|p| p.published).sum::<u64>();
         let groups_raw = registry::group_rows(ring);
@@ -350,7 +359,10 @@ impl Bus {
             .map(|r| SubscriberStats {
                 pid: r.pid,
                 alive: r.alive,
-                group: r.group.and_then(|g| groups_raw.iter().find(|x| x.index == g)).map(|g| g.name.clone()),
+                group: r
+                    .group
+                    .and_then(|g| groups_raw.iter().find(|x| x.index == g))
+                    .map(|g| g.name.clone()),
                 filter: r.filter.clone(),
                 position: r.position,
                 next_seq: r.next_seq,

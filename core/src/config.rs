@@ -158,7 +158,10 @@ impl Config {
             ));
         }
         if self.mode > 0o777 {
-            return Err(Error::config("mode", format!("must be in 0..=0o777, got {:#o}", self.mode)));
+            return Err(Error::config(
+                "mode",
+                format!("must be in 0..=0o777, got {:#o}", self.mode),
+            ));
         }
         if self.mode & 0o600 != 0o600 {
             return Err(Error::config(
@@ -174,13 +177,19 @@ impl Config {
         }
         if let Overflow::Block(t) = self.overflow {
             if t > Duration::from_secs(3600) {
-                return Err(Error::config("overflow", format!("block timeout must be at most 1 h, got {t:?}")));
+                return Err(Error::config(
+                    "overflow",
+                    format!("block timeout must be at most 1 h, got {t:?}"),
+                ));
             }
         }
         if self.memory_limit < MIN_MEMORY_LIMIT || self.memory_limit > MAX_MEMORY_LIMIT {
             return Err(Error::config(
                 "memory_limit",
-                format!("must be in {MIN_MEMORY_LIMIT}..={MAX_MEMORY_LIMIT} bytes, got {}", self.memory_limit),
+                format!(
+                    "must be in {MIN_MEMORY_LIMIT}..={MAX_MEMORY_LIMIT} bytes, got {}",
+                    self.memory_limit
+                ),
             ));
         }
         if self.layout().is_none() {
@@ -237,7 +246,10 @@ mod tests {
         assert_eq!(field_of(Config::default().mode(0o1777)), "mode");
         assert_eq!(field_of(Config::default().mode(0o400)), "mode");
         assert_eq!(field_of(Config::default().memory_limit(1000)), "memory_limit");
-        assert_eq!(field_of(Config::default().claim_timeout(Duration::ZERO)), "claim_timeout");
+        assert_eq!(
+            field_of(Config::default().claim_timeout(Duration::ZERO)),
+            "claim_timeout"
+        );
     }
 
     #[test]

@@ -107,6 +107,9 @@ impl Error {
         Error::Io { op: op.into(), source }
     }
     pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Error {
-        Error::Config { field, reason: reason.into() }
+        Error::Config {
+            field,
+            reason: reason.into(),
+        }
     }
 }

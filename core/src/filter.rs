@@ -153,10 +153,7 @@ fn check_text(text: &str, wildcards_allowed: bool) -> Result<(), String> {
         return Err("must not be empty".to_owned());
     }
     if text.len() > MAX_TOPIC_LEN {
-        return Err(format!(
-            "is {} bytes long (maximum {MAX_TOPIC_LEN})",
-            text.len()
-        ));
+        return Err(format!("is {} bytes long (maximum {MAX_TOPIC_LEN})", text.len()));
     }
     for (at, c) in text.char_indices() {
         if c == '\0' {
@@ -169,10 +166,7 @@ fn check_text(text: &str, wildcards_allowed: bool) -> Result<(), String> {
             ));
         }
         if c.is_whitespace() {
-            return Err(format!(
-                "contains whitespace U+{:04X} at byte {at}",
-                u32::from(c)
-            ));
+            return Err(format!("contains whitespace U+{:04X} at byte {at}", u32::from(c)));
         }
         if !wildcards_allowed && (c == '+' || c == '#') {
             return Err(format!(
@@ -220,9 +214,9 @@ fn parse_pattern(pattern: &str) -> Result<Box<[Level]>, String> {
             "+" => Ok(Level::One),
             "#" if i + 1 == count => Ok(Level::Rest),
             "#" => Err("'#' must be the last level".to_owned()),
-            _ if level.contains(['+', '#']) => Err(format!(
-                "wildcards must occupy a whole level, found level {level:?}"
-            )),
+            _ if level.contains(['+', '#']) => {
+                Err(format!("wildcards must occupy a whole level, found level {level:?}"))
+            }
             _ => Ok(Level::Literal(level.into())),
         })
         .collect()
@@ -287,10 +281,7 @@ fn regex_reason(err: &regex::Error) -> String {
 /// Compiles `text` with prefix-match semantics, or explains why it is invalid.
 fn compile_prefix_regex(text: &str) -> Result<PrefixRegex, String> {
     if text.len() > MAX_REGEX_LEN {
-        return Err(format!(
-            "is {} bytes long (maximum {MAX_REGEX_LEN})",
-            text.len()
-        ));
+        return Err(format!("is {} bytes long (maximum {MAX_REGEX_LEN})", text.len()));
     }
     // Compiling the user's text on its own first both gives error messages
     // whose positions refer to that text, and guarantees it is balanced, so
@@ -298,9 +289,7 @@ fn compile_prefix_regex(text: &str) -> Result<PrefixRegex, String> {
     let bare = build_regex(text).map_err(|e| regex_reason(&e))?;
     match build_regex(&format!(r"\A(?:{text})")) {
         Ok(anchored) => Ok(PrefixRegex::Anchored(anchored)),
-        Err(regex::Error::CompiledTooBig(limit)) => {
-            Err(regex_reason(&regex::Error::CompiledTooBig(limit)))
-        }
+        Err(regex::Error::CompiledTooBig(limit)) => Err(regex_reason(&regex::Error::CompiledTooBig(limit))),
         Err(_) => Ok(PrefixRegex::Bare(bare)),
     }
 }
@@ -488,9 +477,7 @@ impl Filter {
     /// ```
     #[must_use]
     pub fn root_id(id: u128) -> Filter {
-        Filter {
-            node: Node::RootId(id),
-        }
+        Filter { node: Node::RootId(id) }
     }
 
     /// A filter matching frames matched by any of `filters`; with no filters
@@ -586,9 +573,7 @@ impl Filter {
             Node::All | Node::RootId(_) => Ok(()),
             Node::Topic { levels, .. } => levels.as_ref().map(|_| ()).map_err(Clone::clone),
             Node::Regex { compiled, .. } => compiled.as_ref().map(|_| ()).map_err(Clone::clone),
-            Node::Any(children) | Node::And(children) => {
-                children.iter().try_for_each(Filter::validate)
-            }
+            Node::Any(children) | Node::And(children) => children.iter().try_for_each(Filter::validate),
         }
     }
 
@@ -606,9 +591,7 @@ impl Filter {
         match &self.node {
             Node::All | Node::Topic { .. } | Node::Regex { .. } => true,
             Node::RootId(_) => false,
-            Node::Any(children) | Node::And(children) => {
-                children.iter().all(Filter::depends_only_on_topic)
-            }
+            Node::Any(children) | Node::And(children) => children.iter().all(Filter::depends_only_on_topic),
         }
     }
 
@@ -753,12 +736,12 @@ fn lower(filter: &Filter) -> Ir {
         Node::All => Ir::Const(true),
         Node::RootId(id) => Ir::Root(*id),
         // Invalid patterns never reach here (`compile` validates first).
-        Node::Topic { levels, .. } => levels.as_ref().map_or(Ir::Const(false), |l| {
-            Ir::Topic(TopicExpr::Pattern(l.clone()))
-        }),
-        Node::Regex { compiled, .. } => compiled.as_ref().map_or(Ir::Const(false), |re| {
-            Ir::Topic(TopicExpr::Regex(re.clone()))
-        }),
+        Node::Topic { levels, .. } => levels
+            .as_ref()
+            .map_or(Ir::Const(false), |l| Ir::Topic(TopicExpr::Pattern(l.clone()))),
+        Node::Regex { compiled, .. } => compiled
+            .as_ref()
+            .map_or(Ir::Const(false), |re| Ir::Topic(TopicExpr::Regex(re.clone()))),
         Node::Any(children) => lower_list(children, false),
         Node::And(children) => lower_list(children, true),
     }
@@ -828,25 +811,21 @@ const REJECT: usize = usize::MAX - 1;
 /// `on_false`, returning the entry point. Children are emitted last to
 /// first so that every target already exists; evaluation then runs as a
 /// loop without recursion.
-fn emit(
-    ir: Ir,
-    on_true: usize,
-    on_false: usize,
-    steps: &mut Vec<Step>,
-    atoms: &mut Vec<TopicExpr>,
-) -> usize {
+fn emit(ir: Ir, on_true: usize, on_false: usize, steps: &mut Vec<Step>, atoms: &mut Vec<TopicExpr>) -> usize {
     let test = match ir {
         Ir::Const(true) => return on_true,
         Ir::Const(false) => return on_false,
         Ir::And(children) => {
-            return children.into_iter().rev().fold(on_true, |next, child| {
-                emit(child, next, on_false, steps, atoms)
-            })
+            return children
+                .into_iter()
+                .rev()
+                .fold(on_true, |next, child| emit(child, next, on_false, steps, atoms))
         }
         Ir::Any(children) => {
-            return children.into_iter().rev().fold(on_false, |next, child| {
-                emit(child, on_true, next, steps, atoms)
-            })
+            return children
+                .into_iter()
+                .rev()
+                .fold(on_false, |next, child| emit(child, on_true, next, steps, atoms))
         }
         Ir::Root(id) => Test::Root(id),
         Ir::Topic(expr) => {
@@ -883,13 +862,14 @@ const RECENT_BITS: u32 = 6;
 
 /// Per-topic cache of topic-dependent results.
 ///
-/// A small direct-mapped table of recently seen topics, indexed by a cheap
-/// hash of a few words of the topic, answers most lookups with one byte
-/// comparison (the slot of a topic repeated frame after frame is a "last
-/// topic" fast path). Misses go to a bounded hash map, and only then to the
-/// filter itself.
+/// The slot used last is checked first, so a topic repeated frame after
+/// frame costs one byte comparison and no hashing. Otherwise a small
+/// direct-mapped table of recently seen topics, indexed by a cheap hash of a
+/// few words of the topic, answers most lookups with one byte comparison.
+/// Misses go to a bounded hash map, and only then to the filter itself.
 #[derive(Clone)]
 struct TopicCache {
+    last: usize,
     recent: Box<[Slot]>,
     map: HashMap<Box<[u8]>, u64>,
 }
@@ -905,6 +885,7 @@ struct Slot {
 impl TopicCache {
     fn new() -> TopicCache {
         TopicCache {
+            last: 0,
             recent: vec![Slot::default(); 1 << RECENT_BITS].into(),
             map: HashMap::new(),
         }
@@ -921,11 +902,7 @@ impl TopicCache {
         }
         let n = topic.len();
         let (a, b, c) = if n >= 8 {
-            (
-                word(topic),
-                word(&topic[n / 2 - 4..]),
-                word(&topic[n - 8..]),
-            )
+            (word(topic), word(&topic[n / 2 - 4..]), word(&topic[n - 8..]))
         } else {
             let mut short = [0; 8];
             short[..n].copy_from_slice(topic);
@@ -940,9 +917,18 @@ impl TopicCache {
 
     #[inline]
     fn get(&mut self, topic: &[u8], compute: impl FnOnce(&[u8]) -> u64) -> u64 {
+        let last = &self.recent[self.last];
+        if last.valid && last.topic.as_slice() == topic {
+            return last.bits;
+        }
+        self.get_recent(topic, compute)
+    }
+
+    fn get_recent(&mut self, topic: &[u8], compute: impl FnOnce(&[u8]) -> u64) -> u64 {
         let index = TopicCache::slot_of(topic);
         let slot = &self.recent[index];
         if slot.valid && slot.topic.as_slice() == topic {
+            self.last = index;
             return slot.bits;
         }
         self.get_slow(index, topic, compute)
@@ -968,6 +954,7 @@ impl TopicCache {
         slot.topic.extend_from_slice(topic);
         slot.bits = bits;
         slot.valid = true;
+        self.last = index;
         bits
     }
 }
@@ -1010,16 +997,8 @@ impl Matcher {
     pub fn matches(&mut self, topic: &[u8], root_id: u128) -> bool {
         match &self.plan {
             Plan::Const(value) => *value,
-            Plan::Topic(expr) => {
-                self.cache
-                    .get(topic, |topic| u64::from(expr.eval_bytes(topic)))
-                    != 0
-            }
-            Plan::Mixed {
-                entry,
-                steps,
-                atoms,
-            } => {
+            Plan::Topic(expr) => self.cache.get(topic, |topic| u64::from(expr.eval_bytes(topic))) != 0,
+            Plan::Mixed { entry, steps, atoms } => {
                 let mut bits = None;
                 let mut pc = *entry;
                 while pc < REJECT {
@@ -1027,9 +1006,8 @@ impl Matcher {
                     let passed = match step.test {
                         Test::Root(id) => id == root_id,
                         Test::Atom(index) if index < MAX_CACHED_ATOMS => {
-                            let bits = *bits.get_or_insert_with(|| {
-                                self.cache.get(topic, |topic| atom_bits(atoms, topic))
-                            });
+                            let bits =
+                                *bits.get_or_insert_with(|| self.cache.get(topic, |topic| atom_bits(atoms, topic)));
                             bits & (1 << index) != 0
                         }
                         Test::Atom(index) => atoms[index].eval_bytes(topic),
@@ -1218,11 +1196,7 @@ mod tests {
         ];
         for &(pattern, reason_part) in cases {
             let err = Filter::try_topic(pattern).unwrap_err();
-            let FilterError::InvalidPattern {
-                pattern: named,
-                reason,
-            } = &err
-            else {
+            let FilterError::InvalidPattern { pattern: named, reason } = &err else {
                 panic!("{pattern:?}: unexpected error {err:?}");
             };
             assert_eq!(named, pattern);
@@ -1304,11 +1278,7 @@ mod tests {
         ];
         for &(topic, reason_part) in cases {
             let err = validate_topic(topic).unwrap_err();
-            let FilterError::InvalidTopic {
-                topic: named,
-                reason,
-            } = &err
-            else {
+            let FilterError::InvalidTopic { topic: named, reason } = &err else {
                 panic!("{topic:?}: unexpected error {err:?}");
             };
             assert_eq!(named, topic);
@@ -1355,11 +1325,7 @@ mod tests {
             ("é+", "ééx", true),
         ];
         for &(re, topic, expected) in cases {
-            assert_eq!(
-                regex_matches(re, topic),
-                expected,
-                "re.match({re:?}, {topic:?})"
-            );
+            assert_eq!(regex_matches(re, topic), expected, "re.match({re:?}, {topic:?})");
         }
     }
 
@@ -1414,11 +1380,7 @@ mod tests {
 
     #[test]
     fn hostile_regex_is_rejected_by_the_size_limit() {
-        for re in [
-            "(?:a{1000}){1000}",
-            r"\w{500}\w{500}",
-            "(((a{100}){100}){100})",
-        ] {
+        for re in ["(?:a{1000}){1000}", r"\w{500}\w{500}", "(((a{100}){100}){100})"] {
             let err = Filter::try_regex(re).unwrap_err();
             assert!(
                 matches!(&err, FilterError::InvalidRegex { regex, reason }
@@ -1460,10 +1422,7 @@ mod tests {
             Filter::regex("(new|update):observable").to_string(),
             "regex:(new|update):observable"
         );
-        assert_eq!(
-            Filter::root_id(7).to_string(),
-            "root:00000000000000000000000000000007"
-        );
+        assert_eq!(Filter::root_id(7).to_string(), "root:00000000000000000000000000000007");
         assert_eq!(
             Filter::root_id(u128::MAX).to_string(),
             format!("root:{}", "f".repeat(32))
@@ -1625,9 +1584,7 @@ mod tests {
 
     #[test]
     fn topic_only_combinators_are_cached_as_one_result() {
-        let filter = Filter::topic("a.#")
-            .and(Filter::regex("a.b"))
-            .or(Filter::topic("c"));
+        let filter = Filter::topic("a.#").and(Filter::regex("a.b")).or(Filter::topic("c"));
         assert!(filter.depends_only_on_topic());
         let mut m = matcher(&filter);
         assert!(matches!(m.plan, Plan::Topic(_)));
@@ -1645,11 +1602,9 @@ mod tests {
         assert!(Filter::regex("a").depends_only_on_topic());
         assert!(Filter::any_of([]).depends_only_on_topic());
         assert!(!Filter::root_id(0).depends_only_on_topic());
-        assert!(!Filter::any_of([
-            Filter::topic("a"),
-            Filter::topic("b").and(Filter::root_id(1))
-        ])
-        .depends_only_on_topic());
+        assert!(
+            !Filter::any_of([Filter::topic("a"), Filter::topic("b").and(Filter::root_id(1))]).depends_only_on_topic()
+        );
     }
 
     #[test]
@@ -1680,11 +1635,7 @@ mod tests {
                     _ => format!("t.{i}.x"),
                 };
                 let fresh = matcher(&filter).matches(topic.as_bytes(), 0);
-                assert_eq!(
-                    cached.matches(topic.as_bytes(), 0),
-                    fresh,
-                    "{topic} round {round}"
-                );
+                assert_eq!(cached.matches(topic.as_bytes(), 0), fresh, "{topic} round {round}");
             }
         }
         assert_eq!(cached.cache.map.len(), 300);
@@ -1740,9 +1691,7 @@ mod tests {
     #[test]
     fn many_topic_atoms_beyond_the_cached_bits_still_match() {
         // Each `and(topic, root)` yields its own topic atom: 70 of them.
-        let filter = Filter::any_of(
-            (0..70u128).map(|i| Filter::topic(&format!("t{i}")).and(Filter::root_id(i))),
-        );
+        let filter = Filter::any_of((0..70u128).map(|i| Filter::topic(&format!("t{i}")).and(Filter::root_id(i))));
         let mut m = matcher(&filter);
         assert!(matches!(m.plan, Plan::Mixed { ref atoms, .. } if atoms.len() == 70));
         for _ in 0..2 {

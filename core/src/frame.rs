@@ -216,15 +216,25 @@ pub struct Meta {
 impl Meta {
     /// An event of the given type.
     pub fn event(event_type: EventType) -> Meta {
-        Meta { kind: Kind::Event, event_type, ..Meta::default() }
+        Meta {
+            kind: Kind::Event,
+            event_type,
+            ..Meta::default()
+        }
     }
     /// A log record.
     pub fn log() -> Meta {
-        Meta { kind: Kind::Log, ..Meta::default() }
+        Meta {
+            kind: Kind::Log,
+            ..Meta::default()
+        }
     }
     /// An alert.
     pub fn alert() -> Meta {
-        Meta { kind: Kind::Alert, ..Meta::default() }
+        Meta {
+            kind: Kind::Alert,
+            ..Meta::default()
+        }
     }
     /// Set the kind.
     pub fn kind(mut self, kind: Kind) -> Meta {
@@ -330,7 +340,13 @@ mod tests {
 
     #[test]
     fn header_validation_rejects_inconsistent_fields() {
-        let mut h = FrameHeader { position: 64, topic_len: 3, payload_len: 5, kind: 1, ..Default::default() };
+        let mut h = FrameHeader {
+            position: 64,
+            topic_len: 3,
+            payload_len: 5,
+            kind: 1,
+            ..Default::default()
+        };
         assert!(h.validate(64, frame_len(3, 5)).is_ok());
         assert!(h.validate(72, frame_len(3, 5)).is_err());
         assert!(h.validate(64, frame_len(3, 5) + 8).is_err());

@@ -180,7 +180,9 @@ pub(crate) struct Mem {
 #[cfg(loom)]
 impl Clone for Mem {
     fn clone(&self) -> Self {
-        Mem { words: self.words.clone() }
+        Mem {
+            words: self.words.clone(),
+        }
     }
 }
 
@@ -188,7 +190,9 @@ impl Clone for Mem {
 impl Mem {
     pub(crate) fn new_model(len: usize) -> Mem {
         let words = (0..len / 8).map(|_| AtomicU64::new(0)).collect();
-        Mem { words: std::sync::Arc::new((words, loom::sync::Mutex::new((0, 0)))) }
+        Mem {
+            words: std::sync::Arc::new((words, loom::sync::Mutex::new((0, 0)))),
+        }
     }
     pub(crate) fn len(&self) -> usize {
         self.words.0.len() * 8

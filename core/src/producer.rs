@@ -28,7 +28,11 @@ pub(crate) struct ThreadSlot {
 impl Drop for ThreadSlot {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.upgrade() {
-            shared.slots.lock().unwrap_or_else(|e| e.into_inner()).retain(|&i| i != self.index);
+            shared
+                .slots
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|&i| i != self.index);
             free_slot(&shared.seg.ring, self.index);
         }
     }
@@ -96,7 +100,10 @@ fn allocate(shared: &Arc<Shared>) -> Result<usize> {
             reap(ring);
         }
     }
-    Err(Error::Limit { what: "producer", limit: ring.l.n_slots })
+    Err(Error::Limit {
+        what: "producer",
+        limit: ring.l.n_slots,
+    })
 }
 
 /// Reclaim slots whose owning process is dead.
@@ -119,7 +126,11 @@ fn reclaim(ring: &Ring, i: usize, owner: u64) {
         ring.counter(layout::OFF_ABANDONED).fetch_add(1, Relaxed);
     }
     let published = ring.slot_word(i, S_PUBLISHED).swap(0, AcqRel);
-    if ring.slot_word(i, S_OWNER).compare_exchange(owner, 0, AcqRel, Relaxed).is_ok() {
+    if ring
+        .slot_word(i, S_OWNER)
+        .compare_exchange(owner, 0, AcqRel, Relaxed)
+        .is_ok()
+    {
         ring.counter(layout::OFF_RETIRED).fetch_add(published, Relaxed);
     } else {
         // Somebody else reclaimed and reused it meanwhile; give the count back.

@@ -69,14 +69,19 @@ pub(crate) fn alloc_sub(ring: &Ring, filter: &str, group: Option<usize>, pos: u6
     for pass in 0..2 {
         for i in 0..ring.l.n_subs {
             let e = ring.l.sub(i);
-            if mem.u64_at(e + E_OWNER).compare_exchange(0, u64::from(pid), AcqRel, Relaxed).is_ok() {
+            if mem
+                .u64_at(e + E_OWNER)
+                .compare_exchange(0, u64::from(pid), AcqRel, Relaxed)
+                .is_ok()
+            {
                 mem.u64_at(e + E_START).store(start, Relaxed);
                 mem.u64_at(e + E_POSITION).store(pos, Relaxed);
                 mem.u64_at(e + E_NEXT_SEQ).store(seq, Relaxed);
                 for f in [E_DELIVERED, E_MISSED, E_ABANDONED] {
                     mem.u64_at(e + f).store(0, Relaxed);
                 }
-                mem.u64_at(e + E_GROUP).store(group.map_or(0, |g| g as u64 + 1), Relaxed);
+                mem.u64_at(e + E_GROUP)
+                    .store(group.map_or(0, |g| g as u64 + 1), Relaxed);
                 write_str(mem, e + E_FILTER_LEN, e + E_FILTER, E_FILTER_MAX, filter);
                 return Ok(i);
             }
@@ -85,7 +90,10 @@ pub(crate) fn alloc_sub(ring: &Ring, filter: &str, group: Option<usize>, pos: u6
             reap_subs(ring);
         }
     }
-    Err(Error::Limit { what: "listener", limit: ring.l.n_subs })
+    Err(Error::Limit {
+        what: "listener",
+        limit: ring.l.n_subs,
+    })
 }
 
 /// Free an entry owned by this process.
@@ -104,7 +112,11 @@ pub(crate) fn reap_subs(ring: &Ring) -> usize {
         }
         let start = ring.mem.u64_at(e + E_START).load(Acquire);
         if !liveness::is_alive(owner as u32, start)
-            && ring.mem.u64_at(e + E_OWNER).compare_exchange(owner, 0, AcqRel, Relaxed).is_ok()
+            && ring
+                .mem
+                .u64_at(e + E_OWNER)
+                .compare_exchange(owner, 0, AcqRel, Relaxed)
+                .is_ok()
         {
             n += 1;
         }
@@ -154,7 +166,12 @@ pub(crate) fn sub_rows(ring: &Ring) -> Vec<SubRow> {
 
 /// Check a group name: 1..=64 bytes, printable, no whitespace.
 pub(crate) fn validate_group_name(name: &str) -> Result<()> {
-    let bad = |reason| Err(Error::InvalidName { name: name.to_string(), reason });
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
     if name.is_empty() || name.len() > MAX_GROUP_NAME {
         return bad("group names must be 1..=64 bytes");
     }
@@ -175,9 +192,8 @@ pub(crate) fn group_filter(ring: &Ring, i: usize) -> String {
 }
 
 fn find_group(ring: &Ring, name: &str) -> Option<usize> {
-    (0..ring.l.n_groups).find(|&i| {
-        ring.mem.u64_at(ring.l.group(i) + G_STATE).load(Acquire) == G_READY && group_name(ring, i) == name
-    })
+    (0..ring.l.n_groups)
+        .find(|&i| ring.mem.u64_at(ring.l.group(i) + G_STATE).load(Acquire) == G_READY && group_name(ring, i) == name)
 }
 
 /// Find the group `name` or create it with its cursor at `start`.
@@ -191,7 +207,11 @@ pub(crate) fn find_or_create_group(ring: &Ring, name: &str, filter: &str, start:
             f.pop();
         }
         if existing != f {
-            return Err(Error::GroupFilterMismatch { group: name.into(), existing, requested: filter.into() });
+            return Err(Error::GroupFilterMismatch {
+                group: name.into(),
+                existing,
+                requested: filter.into(),
+            });
         }
         Ok(i)
     };
@@ -211,7 +231,10 @@ pub(crate) fn find_or_create_group(ring: &Ring, name: &str, filter: &str, start:
                 // Creator died while setting up: free it.
                 let _ = st.compare_exchange(cur, G_FREE, AcqRel, Relaxed);
             }
-            if st.compare_exchange(G_FREE, G_INIT_BASE | u64::from(pid), AcqRel, Relaxed).is_ok() {
+            if st
+                .compare_exchange(G_FREE, G_INIT_BASE | u64::from(pid), AcqRel, Relaxed)
+                .is_ok()
+            {
                 write_str(&ring.mem, g + G_NAME_LEN, g + G_NAME, MAX_GROUP_NAME, name);
                 write_str(&ring.mem, g + G_FILTER_LEN, g + G_FILTER, G_FILTER_MAX, filter);
                 ring.mem.tail(g + G_CURSOR).init(start);
@@ -223,7 +246,10 @@ pub(crate) fn find_or_create_group(ring: &Ring, name: &str, filter: &str, start:
             }
         }
         let Some(mine) = mine else {
-            return Err(Error::Limit { what: "group", limit: ring.l.n_groups });
+            return Err(Error::Limit {
+                what: "group",
+                limit: ring.l.n_groups,
+            });
         };
         match find_group(ring, name) {
             Some(first) if first < mine => {
@@ -233,7 +259,10 @@ pub(crate) fn find_or_create_group(ring: &Ring, name: &str, filter: &str, start:
             _ => return Ok(mine),
         }
     }
-    Err(Error::Limit { what: "group", limit: ring.l.n_groups })
+    Err(Error::Limit {
+        what: "group",
+        limit: ring.l.n_groups,
+    })
 }
 
 /// One row of the group table.

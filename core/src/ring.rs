@@ -189,12 +189,7 @@ impl Ring {
     ///
     /// `slot` is the caller's producer slot; on success its `active` word
     /// announces the claimed term until [`Ring::release`].
-    pub(crate) fn claim(
-        &self,
-        slot: usize,
-        len: usize,
-        gate: &mut dyn Gate,
-    ) -> Result<(u64, u64), ClaimError> {
+    pub(crate) fn claim(&self, slot: usize, len: usize, gate: &mut dyn Gate) -> Result<(u64, u64), ClaimError> {
         let (parts, size) = (self.l.parts, self.l.part_size);
         let tail = self.mem.tail(layout::OFF_TAIL);
         let active = self.slot_word(slot, S_ACTIVE);
@@ -318,7 +313,9 @@ impl Ring {
     /// Make the frame at `pos` visible to readers (invariant R1).
     #[inline]
     pub(crate) fn commit(&self, pos: u64, len: usize) {
-        self.mem.u64_at(self.l.data(pos)).swap(self.commit_word(pos, len), SeqCst);
+        self.mem
+            .u64_at(self.l.data(pos))
+            .swap(self.commit_word(pos, len), SeqCst);
     }
 
     /// Clear the slot's announcement after commit or abort.
@@ -356,7 +353,9 @@ impl Ring {
         if end & 1 == 1 {
             let e = end & !1;
             if e / size == term && pos >= e {
-                return Read::End { next: (term + 1) * size };
+                return Read::End {
+                    next: (term + 1) * size,
+                };
             }
         }
         let w = self.mem.u64_at(self.l.data(pos)).load(Acquire);
@@ -453,7 +452,10 @@ mod loom_tests {
             off_data: 2048,
             segment_len: 2048 + 512,
         };
-        let ring = Ring { mem: Mem::new_model(l.segment_len), l };
+        let ring = Ring {
+            mem: Mem::new_model(l.segment_len),
+            l,
+        };
         ring.init();
         ring
     }

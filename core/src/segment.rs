@@ -31,7 +31,12 @@ pub const PREFIX: &str = "shmbus.";
 /// assert!(shmbus::validate_name("a/b").is_err());
 /// ```
 pub fn validate_name(name: &str) -> Result<()> {
-    let bad = |reason| Err(Error::InvalidName { name: name.to_string(), reason });
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
     if name.is_empty() {
         return bad("must not be empty");
     }
@@ -55,8 +60,10 @@ pub fn validate_name(name: &str) -> Result<()> {
 
 fn shm_path(name: &str) -> Result<CString> {
     validate_name(name)?;
-    CString::new(format!("/{PREFIX}{name}"))
-        .map_err(|_| Error::InvalidName { name: name.into(), reason: "must not contain NUL" })
+    CString::new(format!("/{PREFIX}{name}")).map_err(|_| Error::InvalidName {
+        name: name.into(),
+        reason: "must not contain NUL",
+    })
 }
 
 fn now_ns() -> u64 {
@@ -133,7 +140,11 @@ impl Segment {
         let layout = cfg.layout().expect("validated config has a layout");
         // SAFETY: valid C string; flags and mode are plain integers.
         let fd = unsafe {
-            libc::shm_open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, cfg.mode as libc::mode_t)
+            libc::shm_open(
+                path.as_ptr(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+                cfg.mode as libc::mode_t,
+            )
         };
         if fd < 0 {
             let e = std::io::Error::last_os_error();
@@ -180,7 +191,11 @@ impl Segment {
             block_timeout_ns: block_ns,
             claim_timeout_ns: cfg.claim_timeout.as_nanos() as u64,
             flags: (if cfg.checksum { layout::FLAG_CHECKSUM } else { 0 })
-                | (if cfg.single_producer { layout::FLAG_SINGLE_PRODUCER } else { 0 }),
+                | (if cfg.single_producer {
+                    layout::FLAG_SINGLE_PRODUCER
+                } else {
+                    0
+                }),
             creator_pid: std::process::id(),
             created_ns: now_ns(),
             off_parts: layout.off_parts as u64,
@@ -197,8 +212,15 @@ impl Segment {
         let mem = unsafe { Mem::new(base, layout.segment_len) };
         let ring = Ring { mem, l: layout };
         ring.init();
-        mem.u64_at(layout::OFF_READY).store(layout::READY, std::sync::atomic::Ordering::Release);
-        Ok(Segment { name: name.into(), base, len: layout.segment_len, header, ring })
+        mem.u64_at(layout::OFF_READY)
+            .store(layout::READY, std::sync::atomic::Ordering::Release);
+        Ok(Segment {
+            name: name.into(),
+            base,
+            len: layout.segment_len,
+            header,
+            ring,
+        })
     }
 
     /// Open an existing segment, validating it completely.
@@ -216,7 +238,10 @@ impl Segment {
             });
         }
         let fd = Fd(fd);
-        let incompatible = |reason: String| Error::Incompatible { name: name.into(), reason };
+        let incompatible = |reason: String| Error::Incompatible {
+            name: name.into(),
+            reason,
+        };
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
             // SAFETY: fstat into a zeroed struct.
@@ -261,7 +286,13 @@ impl Segment {
             let layout = validate_header(&header, len).map_err(incompatible)?;
             let ring = Ring { mem, l: layout };
             std::mem::forget(seg_guard);
-            return Ok(Segment { name: name.into(), base, len, header, ring });
+            return Ok(Segment {
+                name: name.into(),
+                base,
+                len,
+                header,
+                ring,
+            });
         }
     }
 
@@ -357,7 +388,10 @@ pub(crate) fn validate_header(h: &SegmentHeader, real_len: usize) -> std::result
         return Err("header partition geometry is inconsistent".into());
     }
     if h.segment_len as usize != real_len {
-        return Err(format!("segment is {real_len} bytes but its header says {}", h.segment_len));
+        return Err(format!(
+            "segment is {real_len} bytes but its header says {}",
+            h.segment_len
+        ));
     }
     Ok(expect)
 }

@@ -22,7 +22,9 @@ use crate::bus::Shared;
 use crate::error::Result;
 use crate::filter::Matcher;
 use crate::frame::{Frame, FrameHeader, Kind, HEADER_LEN};
-use crate::registry::{self, E_ABANDONED, E_DELIVERED, E_MISSED, E_NEXT_SEQ, E_POSITION, G_CURSOR, G_DELIVERED, G_MISSED};
+use crate::registry::{
+    self, E_ABANDONED, E_DELIVERED, E_MISSED, E_NEXT_SEQ, E_POSITION, G_CURSOR, G_DELIVERED, G_MISSED,
+};
 use crate::ring::Read;
 use crate::wait::{self, WaitStrategy};
 
@@ -149,7 +151,12 @@ impl Subscriber {
         filter: &str,
         wait: WaitStrategy,
     ) -> Result<Subscriber> {
-        let (pos, seq) = shared.seg.ring.mem.tail(shared.seg.ring.l.group(index) + G_CURSOR).load();
+        let (pos, seq) = shared
+            .seg
+            .ring
+            .mem
+            .tail(shared.seg.ring.l.group(index) + G_CURSOR)
+            .load();
         let entry = registry::alloc_sub(&shared.seg.ring, filter, Some(index), pos, seq)?;
         let claim_timeout = shared.claim_timeout;
         Ok(Subscriber {
@@ -309,7 +316,9 @@ impl Subscriber {
 
     fn step_own(&mut self) -> bool {
         let ring = self.shared.seg.ring.clone();
-        let Cursor::Own { mut pos, mut next_seq } = self.cursor else { unreachable!() };
+        let Cursor::Own { mut pos, mut next_seq } = self.cursor else {
+            unreachable!()
+        };
         let mut found = false;
         for _ in 0..4096 {
             match ring.read(pos, &mut self.buf) {

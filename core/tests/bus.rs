@@ -15,7 +15,10 @@ fn small() -> Config {
 }
 
 fn oldest() -> SubscribeOptions {
-    SubscribeOptions { start: Start::Oldest, ..Default::default() }
+    SubscribeOptions {
+        start: Start::Oldest,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -23,7 +26,10 @@ fn published_frame_round_trips_with_metadata() {
     let name = TempName::new("roundtrip");
     let bus = Bus::create(&name, &small()).unwrap();
     let mut sub = bus.subscribe(Filter::topic("events.process.#")).unwrap();
-    let meta = Meta::event(EventType::Update).correlation_id(11).parent_id(22).root_id(33);
+    let meta = Meta::event(EventType::Update)
+        .correlation_id(11)
+        .parent_id(22)
+        .root_id(33);
     let seq = bus.publish_with(&meta, "events.process.lifecycle", b"hello").unwrap();
     let f = sub.recv_timeout(T).unwrap().expect("frame");
     assert_eq!(f.seq(), seq);
@@ -31,7 +37,10 @@ fn published_frame_round_trips_with_metadata() {
     assert_eq!(f.payload(), b"hello");
     assert_eq!(f.kind(), Kind::Event);
     assert_eq!(f.event_type(), EventType::Update);
-    assert_eq!((f.correlation().id, f.correlation().parent, f.correlation().root), (11, 22, 33));
+    assert_eq!(
+        (f.correlation().id, f.correlation().parent, f.correlation().root),
+        (11, 22, 33)
+    );
     assert_eq!(f.producer(), std::process::id());
     assert!(f.timestamp() > 1_600_000_000_000_000_000);
     assert!(sub.recv_timeout(Duration::from_millis(10)).unwrap().is_none());
@@ -43,7 +52,14 @@ fn subscriber_only_sees_matching_topics() {
     let bus = Bus::create(&name, &small()).unwrap();
     let mut sub = bus.subscribe(Filter::topic("a.+.c")).unwrap();
     let mut re = bus.subscribe(Filter::regex("(new|update):observable")).unwrap();
-    for t in ["a.b.c", "a.b", "a.x.c", "a.b.c.d", "new:observable:url", "delete:observable"] {
+    for t in [
+        "a.b.c",
+        "a.b",
+        "a.x.c",
+        "a.b.c.d",
+        "new:observable:url",
+        "delete:observable",
+    ] {
         bus.publish(t, t.as_bytes()).unwrap();
     }
     let mut got = vec![];
@@ -89,13 +105,25 @@ fn bad_input_gets_clear_errors() {
     assert!(matches!(bus.publish("a..b", b"x"), Err(Error::Filter(_))));
     assert!(matches!(bus.publish("a.#", b"x"), Err(Error::Filter(_))));
     assert!(matches!(bus.publish(&"x".repeat(256), b"x"), Err(Error::Filter(_))));
-    assert!(matches!(bus.publish("t", &vec![0; 4097]), Err(Error::TooLarge { size: 4097, max: 4096 })));
+    assert!(matches!(
+        bus.publish("t", &vec![0; 4097]),
+        Err(Error::TooLarge { size: 4097, max: 4096 })
+    ));
     assert!(matches!(bus.subscribe(Filter::topic("a.#.b")), Err(Error::Filter(_))));
     assert!(matches!(bus.subscribe(Filter::regex("(")), Err(Error::Filter(_))));
     assert!(matches!(Bus::create(&name, &small()), Err(Error::Exists { .. })));
-    assert!(matches!(Bus::open("no-such-bus-shmbus-test"), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        Bus::open("no-such-bus-shmbus-test"),
+        Err(Error::NotFound { .. })
+    ));
     assert!(matches!(Bus::create("a/b", &small()), Err(Error::InvalidName { .. })));
-    assert!(matches!(Bus::create("x", &small().keep_ratio(2.0)), Err(Error::Config { field: "keep_ratio", .. })));
+    assert!(matches!(
+        Bus::create("x", &small().keep_ratio(2.0)),
+        Err(Error::Config {
+            field: "keep_ratio",
+            ..
+        })
+    ));
     // Nothing was lost: the bus still works.
     let mut sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
     bus.publish("ok", b"1").unwrap();
@@ -105,7 +133,10 @@ fn bad_input_gets_clear_errors() {
 #[test]
 fn lapped_subscriber_counts_missed_frames_exactly() {
     let name = TempName::new("lapped");
-    let cfg = Config::default().memory_limit(256 << 10).max_frame_size(1024).keep_ratio(0.8);
+    let cfg = Config::default()
+        .memory_limit(256 << 10)
+        .max_frame_size(1024)
+        .keep_ratio(0.8);
     let bus = Bus::create(&name, &cfg).unwrap();
     let mut sub = bus.subscribe(Filter::all()).unwrap();
     let n = 20_000u64;
@@ -135,7 +166,10 @@ fn lapped_subscriber_counts_missed_frames_exactly() {
 #[test]
 fn reject_policy_refuses_instead_of_evicting_unread_frames() {
     let name = TempName::new("reject");
-    let cfg = Config::default().memory_limit(256 << 10).max_frame_size(1024).overflow(Overflow::Reject);
+    let cfg = Config::default()
+        .memory_limit(256 << 10)
+        .max_frame_size(1024)
+        .overflow(Overflow::Reject);
     let bus = Bus::create(&name, &cfg).unwrap();
     let mut sub = bus.subscribe(Filter::all()).unwrap();
     let mut published = 0u64;
@@ -183,7 +217,13 @@ fn listener_limit_is_enforced_and_freed_on_drop() {
     let bus = Bus::create(&name, &small().listener_limit(2)).unwrap();
     let a = bus.subscribe(Filter::all()).unwrap();
     let _b = bus.subscribe(Filter::all()).unwrap();
-    assert!(matches!(bus.subscribe(Filter::all()), Err(Error::Limit { what: "listener", limit: 2 })));
+    assert!(matches!(
+        bus.subscribe(Filter::all()),
+        Err(Error::Limit {
+            what: "listener",
+            limit: 2
+        })
+    ));
     drop(a);
     bus.subscribe(Filter::all()).unwrap();
 }
@@ -198,7 +238,13 @@ fn start_positions_oldest_newest_and_seq() {
     let mut newest = bus.subscribe(Filter::all()).unwrap();
     let mut oldest_sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
     let mut from7 = bus
-        .subscribe_with(Filter::all(), SubscribeOptions { start: Start::Seq(7), wait: WaitStrategy::Spin })
+        .subscribe_with(
+            Filter::all(),
+            SubscribeOptions {
+                start: Start::Seq(7),
+                wait: WaitStrategy::Spin,
+            },
+        )
         .unwrap();
     assert!(newest.recv_timeout(Duration::from_millis(10)).unwrap().is_none());
     assert_eq!(oldest_sub.recv_timeout(T).unwrap().unwrap().seq(), 0);
@@ -210,8 +256,13 @@ fn group_delivers_each_frame_to_exactly_one_member() {
     let name = TempName::new("group");
     let bus = Bus::create(&name, &Config::default().memory_limit(8 << 20)).unwrap();
     let n = 3000u64;
-    let members: Vec<_> = (0..3).map(|_| bus.join_group("enrichers", Filter::all()).unwrap()).collect();
-    assert!(matches!(bus.join_group("enrichers", Filter::topic("x")), Err(Error::GroupFilterMismatch { .. })));
+    let members: Vec<_> = (0..3)
+        .map(|_| bus.join_group("enrichers", Filter::all()).unwrap())
+        .collect();
+    assert!(matches!(
+        bus.join_group("enrichers", Filter::topic("x")),
+        Err(Error::GroupFilterMismatch { .. })
+    ));
     let handles: Vec<_> = members
         .into_iter()
         .map(|mut m| {

@@ -62,5 +62,8 @@ pub fn check_payload(v: &[u8]) -> (u32, u64) {
     let n = v.len();
     let c = u64::from_le_bytes(v[n - 8..].try_into().unwrap());
     assert_eq!(c, checksum(&v[..n - 8]), "corrupt payload delivered");
-    (u32::from_le_bytes(v[..4].try_into().unwrap()), u64::from_le_bytes(v[4..12].try_into().unwrap()))
+    (
+        u32::from_le_bytes(v[..4].try_into().unwrap()),
+        u64::from_le_bytes(v[4..12].try_into().unwrap()),
+    )
 }
