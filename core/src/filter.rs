@@ -900,19 +900,19 @@ impl TopicCache {
             word.copy_from_slice(&bytes[..8]);
             u64::from_le_bytes(word)
         }
-        let n = topic.len();
-        let (a, b, c) = if n >= 8 {
-            (word(topic), word(&topic[n / 2 - 4..]), word(&topic[n - 8..]))
+        let len = topic.len();
+        let (start, middle, end) = if len >= 8 {
+            (word(topic), word(&topic[len / 2 - 4..]), word(&topic[len - 8..]))
         } else {
             let mut short = [0; 8];
-            short[..n].copy_from_slice(topic);
+            short[..len].copy_from_slice(topic);
             (u64::from_le_bytes(short), 0, 0)
         };
-        let h = (a ^ (n as u64).rotate_right(8)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
-            ^ c.rotate_left(29).wrapping_mul(0x1656_67b1_9e37_79f9);
-        let h = (h ^ (h >> 31)).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        (h >> (64 - RECENT_BITS)) as usize
+        let hash = (start ^ (len as u64).rotate_right(8)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ middle.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+            ^ end.rotate_left(29).wrapping_mul(0x1656_67b1_9e37_79f9);
+        let hash = (hash ^ (hash >> 31)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        (hash >> (64 - RECENT_BITS)) as usize
     }
 
     #[inline]
@@ -961,10 +961,12 @@ impl TopicCache {
 
 /// A compiled [`Filter`] for the hot path, created by [`Filter::compile`].
 ///
-/// The topic-dependent part of the decision is cached per topic (up to 4096
-/// topics, plus a fast path for a topic equal to the previous one); root-id
-/// conditions are evaluated for every frame. Topics that are not valid UTF-8
-/// never match topic patterns or regexes.
+/// The topic-dependent part of the decision is cached per topic: a topic
+/// equal to the previous one costs one byte comparison, recently seen topics
+/// are found in a small direct-mapped table, and up to 4096 topics are kept
+/// in a hash map that is cleared when full. Root-id conditions are evaluated
+/// for every frame, before any topic lookup. Topics that are not valid UTF-8
+/// never match topic patterns or regexes (but [`Filter::all`] matches them).
 ///
 /// ```
 /// use shmbus::Filter;
@@ -1459,7 +1461,8 @@ mod tests {
         assert!(m.matches(b"", u128::MAX));
         assert!(m.matches(b"\xff\xfe\xfd", 1));
         assert!(matches!(m.plan, Plan::Const(true)));
-        assert!(m.cache.map.is_empty() && !m.cache.last_valid);
+        assert!(m.cache.map.is_empty());
+        assert!(m.cache.recent.iter().all(|slot| !slot.valid));
     }
 
     #[test]
@@ -1614,8 +1617,9 @@ mod tests {
             assert!(m.matches(b"events.a", 0));
         }
         assert_eq!(m.cache.map.len(), 1);
-        assert!(m.cache.last_valid);
-        assert_eq!(m.cache.last_topic, b"events.a");
+        let last = &m.cache.recent[m.cache.last];
+        assert!(last.valid);
+        assert_eq!(last.topic, b"events.a");
         for _ in 0..10 {
             assert!(!m.matches(b"events", 0));
             assert!(m.matches(b"events.a", 0));
@@ -1644,21 +1648,29 @@ mod tests {
     #[test]
     fn cache_is_bounded_and_stays_correct_after_overflow() {
         let mut m = matcher(&Filter::topic("even.#").and(Filter::root_id(5)));
+        let is_even = |i: usize| i & 1 == 0;
         let topic = |i: usize| {
-            if i % 2 == 0 {
+            if is_even(i) {
                 format!("even.{i}")
             } else {
                 format!("odd.{i}")
             }
         };
+        let mut clears = 0;
         for round in 0..2 {
             for i in 0..(CACHE_CAPACITY * 2 + 10) {
                 let t = topic(i);
-                assert_eq!(m.matches(t.as_bytes(), 5), i % 2 == 0, "{t} round {round}");
+                let before = m.cache.map.len();
+                assert_eq!(m.matches(t.as_bytes(), 5), is_even(i), "{t} round {round}");
                 assert!(!m.matches(t.as_bytes(), 4), "{t} round {round}");
-                assert!(m.cache.map.len() <= CACHE_CAPACITY);
+                let after = m.cache.map.len();
+                assert!(after <= CACHE_CAPACITY);
+                if after < before {
+                    clears += 1;
+                }
             }
         }
+        assert!(clears >= 4, "the full cache was cleared {clears} times");
         // Entries cached before the last clear are recomputed correctly.
         assert!(m.matches(b"even.0", 5));
         assert!(!m.matches(b"odd.1", 5));
@@ -1674,6 +1686,7 @@ mod tests {
             assert!(!m.matches(&long.as_bytes()[1..], 0));
         }
         assert!(m.cache.map.is_empty());
+        assert!(m.cache.recent.iter().all(|slot| !slot.valid));
         assert!(m.matches(b"a.b", 0));
         assert_eq!(m.cache.map.len(), 1);
     }
@@ -1726,6 +1739,48 @@ mod tests {
             let expected = m1.matches(topic, root);
             assert_eq!(m2.matches(topic, root), expected);
             assert_eq!(m3.matches(topic, root), expected);
+        }
+    }
+
+    #[test]
+    fn topics_sharing_a_recent_slot_are_told_apart() {
+        let slot = TopicCache::slot_of(b"hit.0");
+        let twin = (1..10_000)
+            .map(|i| format!("miss.{i}"))
+            .find(|t| TopicCache::slot_of(t.as_bytes()) == slot)
+            .expect("some topic shares the slot");
+        let mut m = matcher(&Filter::topic("hit.+"));
+        for _ in 0..5 {
+            assert!(m.matches(b"hit.0", 0));
+            assert!(!m.matches(twin.as_bytes(), 0), "{twin}");
+        }
+        assert_eq!(m.cache.map.len(), 2);
+    }
+
+    #[test]
+    fn recent_slot_index_is_in_range_for_all_lengths() {
+        let slots = 1 << RECENT_BITS;
+        let mut seen = vec![false; slots];
+        for n in 0..=MAX_TOPIC_LEN + 10 {
+            for fill in [b'a', b'z', 0xff] {
+                let topic = vec![fill; n];
+                let index = TopicCache::slot_of(&topic);
+                assert!(index < slots);
+                seen[index] = true;
+            }
+        }
+        // The hash spreads topics over most of the table.
+        assert!(seen.iter().filter(|&&s| s).count() > slots / 2);
+    }
+
+    #[test]
+    fn topics_differing_only_in_the_middle_are_told_apart() {
+        let mut m = matcher(&Filter::regex(r"sensor\.0*7\."));
+        for _ in 0..3 {
+            for i in 0..40 {
+                let topic = format!("sensor.{i:08}.reading.temperature");
+                assert_eq!(m.matches(topic.as_bytes(), 0), i == 7, "{topic}");
+            }
         }
     }
 

@@ -38,6 +38,8 @@ pub(crate) const OFF_EVICTED: usize = 904;
 pub(crate) const OFF_ABANDONED: usize = 912;
 pub(crate) const OFF_RETIRED: usize = 920;
 pub(crate) const OFF_ABORTED: usize = 928;
+/// Serialises group creation (rare, not on any hot path): owner pid or 0.
+pub(crate) const OFF_GROUP_LOCK: usize = 1024;
 
 pub(crate) const PART_REC: usize = 128;
 pub(crate) const SLOT_REC: usize = 128;

@@ -44,7 +44,6 @@ const G_FILTER_MAX: usize = layout::GROUP_REC - G_FILTER;
 
 const G_FREE: u64 = 0;
 const G_READY: u64 = 2;
-const G_INIT_BASE: u64 = 1 << 32; // G_INIT_BASE | pid while being set up
 
 fn write_str(mem: &Mem, len_off: usize, off: usize, max: usize, s: &str) {
     let mut n = s.len().min(max);
@@ -215,54 +214,58 @@ pub(crate) fn find_or_create_group(ring: &Ring, name: &str, filter: &str, start:
         }
         Ok(i)
     };
-    for _ in 0..100 {
-        if let Some(i) = find_group(ring, name) {
-            return check_filter(i);
-        }
-        // Claim a free entry, fill it, publish it, then make sure nobody
-        // published the same name at a lower index meanwhile (lowest wins).
-        let (pid, _) = liveness::current();
-        let mut mine = None;
-        for i in 0..ring.l.n_groups {
-            let g = ring.l.group(i);
-            let st = ring.mem.u64_at(g + G_STATE);
-            let cur = st.load(Acquire);
-            if cur >= G_INIT_BASE && !liveness::is_alive((cur - G_INIT_BASE) as u32, 0) {
-                // Creator died while setting up: free it.
-                let _ = st.compare_exchange(cur, G_FREE, AcqRel, Relaxed);
-            }
-            if st
-                .compare_exchange(G_FREE, G_INIT_BASE | u64::from(pid), AcqRel, Relaxed)
-                .is_ok()
-            {
-                write_str(&ring.mem, g + G_NAME_LEN, g + G_NAME, MAX_GROUP_NAME, name);
-                write_str(&ring.mem, g + G_FILTER_LEN, g + G_FILTER, G_FILTER_MAX, filter);
-                ring.mem.tail(g + G_CURSOR).init(start);
-                ring.mem.u64_at(g + G_MISSED).store(0, Relaxed);
-                ring.mem.u64_at(g + G_DELIVERED).store(0, Relaxed);
-                st.store(G_READY, Release);
-                mine = Some(i);
-                break;
-            }
-        }
-        let Some(mine) = mine else {
-            return Err(Error::Limit {
-                what: "group",
-                limit: ring.l.n_groups,
-            });
-        };
-        match find_group(ring, name) {
-            Some(first) if first < mine => {
-                ring.mem.u64_at(ring.l.group(mine) + G_STATE).store(G_FREE, Release);
-                return check_filter(first);
-            }
-            _ => return Ok(mine),
+    if let Some(i) = find_group(ring, name) {
+        return check_filter(i);
+    }
+    // Creation is serialised by a small lock word so two processes creating
+    // the same group at once end up in one entry. A dead holder is detected
+    // by pid and the lock is taken over.
+    let _lock = GroupLock::acquire(ring);
+    if let Some(i) = find_group(ring, name) {
+        return check_filter(i);
+    }
+    for i in 0..ring.l.n_groups {
+        let g = ring.l.group(i);
+        let st = ring.mem.u64_at(g + G_STATE);
+        if st.load(Acquire) == G_FREE {
+            write_str(&ring.mem, g + G_NAME_LEN, g + G_NAME, MAX_GROUP_NAME, name);
+            write_str(&ring.mem, g + G_FILTER_LEN, g + G_FILTER, G_FILTER_MAX, filter);
+            ring.mem.tail(g + G_CURSOR).init(start);
+            ring.mem.u64_at(g + G_MISSED).store(0, Relaxed);
+            ring.mem.u64_at(g + G_DELIVERED).store(0, Relaxed);
+            st.store(G_READY, Release);
+            return Ok(i);
         }
     }
     Err(Error::Limit {
         what: "group",
         limit: ring.l.n_groups,
     })
+}
+
+struct GroupLock<'a>(&'a Ring);
+
+impl<'a> GroupLock<'a> {
+    fn acquire(ring: &'a Ring) -> GroupLock<'a> {
+        let word = ring.counter(layout::OFF_GROUP_LOCK);
+        let (pid, _) = liveness::current();
+        let mut spins = 0u32;
+        loop {
+            let cur = word.load(Acquire);
+            let free = cur == 0 || (spins > 1000 && !liveness::is_alive(cur as u32, 0));
+            if free && word.compare_exchange(cur, u64::from(pid), AcqRel, Relaxed).is_ok() {
+                return GroupLock(ring);
+            }
+            spins += 1;
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for GroupLock<'_> {
+    fn drop(&mut self) {
+        self.0.counter(layout::OFF_GROUP_LOCK).store(0, Release);
+    }
 }
 
 /// One row of the group table.

@@ -105,7 +105,7 @@ impl Subscriber {
         wait: WaitStrategy,
     ) -> Result<Subscriber> {
         let ring = &shared.seg.ring;
-        let (mut pos, mut next_seq) = match start {
+        let (mut pos, next_seq) = match start {
             Start::Newest => ring.tail(),
             Start::Oldest | Start::Seq(_) => ring.oldest(),
         };
@@ -123,7 +123,6 @@ impl Subscriber {
             pos &= !crate::ring::ROT;
         }
         let entry = registry::alloc_sub(ring, filter, None, pos, next_seq)?;
-        next_seq = next_seq.max(0);
         let claim_timeout = shared.claim_timeout;
         Ok(Subscriber {
             shared,
