@@ -125,6 +125,42 @@ impl Config {
     pub fn get_overflow(&self) -> Overflow {
         self.overflow
     }
+    /// The configured memory limit (for an opened bus: the segment size).
+    pub fn get_memory_limit(&self) -> u64 {
+        self.memory_limit
+    }
+    /// The configured keep ratio.
+    pub fn get_keep_ratio(&self) -> f64 {
+        self.keep_ratio
+    }
+    /// The configured largest payload.
+    pub fn get_max_frame_size(&self) -> u32 {
+        self.max_frame_size
+    }
+    /// The configured subscriber table size.
+    pub fn get_listener_limit(&self) -> u32 {
+        self.listener_limit
+    }
+    /// The configured producer table size.
+    pub fn get_producer_limit(&self) -> u32 {
+        self.producer_limit
+    }
+    /// The configured file mode.
+    pub fn get_mode(&self) -> u32 {
+        self.mode
+    }
+    /// The configured claim timeout.
+    pub fn get_claim_timeout(&self) -> Duration {
+        self.claim_timeout
+    }
+    /// Whether frames carry a checksum.
+    pub fn get_checksum(&self) -> bool {
+        self.checksum
+    }
+    /// Whether the bus is single-producer.
+    pub fn get_single_producer(&self) -> bool {
+        self.single_producer
+    }
 
     /// Largest frame in the log, header and topic included.
     pub(crate) fn max_frame_len(&self) -> usize {

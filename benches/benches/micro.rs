@@ -1,0 +1,161 @@
+//! Criterion micro-benchmarks of the in-process shmbus API, with a crossbeam
+//! `ArrayQueue` baseline where the comparison means something.
+//!
+//! ```text
+//! cargo bench -p shmbus-benches --bench micro -- --save-baseline main   # record
+//! cargo bench -p shmbus-benches --bench micro -- --baseline main        # compare
+//! ```
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use crossbeam_queue::ArrayQueue;
+use shmbus::{Bus, Config, Filter, Start, SubscribeOptions, WaitStrategy};
+
+const TOPIC: &str = "events.process.start";
+const OTHER: &str = "events.file.write";
+
+/// A bus removed when dropped (also on panic), so /dev/shm stays clean.
+struct TempBus {
+    name: String,
+    bus: Option<Bus>,
+}
+
+impl TempBus {
+    fn new(tag: &str, memory: u64) -> TempBus {
+        let name = format!("bench-micro-{}-{tag}", std::process::id());
+        let _ = Bus::remove(&name);
+        let bus = Bus::create(&name, &Config::default().memory_limit(memory)).expect("create bus");
+        TempBus { name, bus: Some(bus) }
+    }
+    fn bus(&self) -> &Bus {
+        self.bus.as_ref().expect("open")
+    }
+}
+
+impl Drop for TempBus {
+    fn drop(&mut self) {
+        drop(self.bus.take());
+        let _ = Bus::remove(&self.name);
+    }
+}
+
+fn spin_sub(bus: &Bus, filter: Filter) -> shmbus::Subscriber {
+    bus.subscribe_with(
+        filter,
+        SubscribeOptions {
+            start: Start::Newest,
+            wait: WaitStrategy::Spin,
+        },
+    )
+    .expect("subscribe")
+}
+
+fn publish(c: &mut Criterion) {
+    let payload = [7u8; 64];
+    let mut g = c.benchmark_group("publish_64B");
+    g.throughput(Throughput::Elements(1));
+    let tb = TempBus::new("publish", 16 << 20);
+    g.bench_function("shmbus/publish", |b| {
+        b.iter(|| tb.bus().publish(TOPIC, black_box(&payload)).expect("publish"))
+    });
+    g.bench_function("shmbus/claim_commit", |b| {
+        b.iter(|| {
+            let mut claim = tb.bus().claim(TOPIC, 64).expect("claim");
+            claim.payload_mut().copy_from_slice(black_box(&payload));
+            claim.commit()
+        })
+    });
+    let q: ArrayQueue<[u8; 64]> = ArrayQueue::new(1024);
+    g.bench_function("crossbeam/push", |b| {
+        b.iter_batched(
+            || while q.pop().is_some() {},
+            |()| q.push(black_box(payload)).expect("room"),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn round(c: &mut Criterion) {
+    let payload = [7u8; 64];
+    let mut g = c.benchmark_group("round_64B");
+    g.throughput(Throughput::Elements(1));
+    let tb = TempBus::new("round", 16 << 20);
+    let mut sub = spin_sub(tb.bus(), Filter::all());
+    g.bench_function("shmbus/publish+try_recv", |b| {
+        b.iter(|| {
+            tb.bus().publish(TOPIC, black_box(&payload)).expect("publish");
+            let f = sub.try_recv().expect("recv").expect("a frame");
+            black_box(f.payload()[0])
+        })
+    });
+    let q: ArrayQueue<[u8; 64]> = ArrayQueue::new(1024);
+    g.bench_function("crossbeam/push+pop", |b| {
+        b.iter(|| {
+            q.push(black_box(payload)).expect("room");
+            black_box(q.pop().expect("an item")[0])
+        })
+    });
+    g.finish();
+}
+
+/// Time `iters` receives of matching frames, each preceded by `skip`
+/// non-matching frames the subscriber must step over. Publishing happens
+/// outside the timed section, in chunks that fit the ring.
+fn recv_filtered(filter: Filter, skip: usize, tag: &str, iters: u64) -> Duration {
+    let tb = TempBus::new(tag, 64 << 20);
+    let mut sub = spin_sub(tb.bus(), filter);
+    let payload = [1u8; 64];
+    let chunk = 2_000u64;
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(chunk);
+        for _ in 0..n {
+            for _ in 0..skip {
+                tb.bus().publish(OTHER, &payload).expect("publish");
+            }
+            tb.bus().publish(TOPIC, &payload).expect("publish");
+        }
+        let t = Instant::now();
+        for _ in 0..n {
+            let f = sub.try_recv().expect("recv").expect("a matching frame");
+            black_box(f.payload()[0]);
+        }
+        total += t.elapsed();
+        left -= n;
+    }
+    assert_eq!(sub.missed(), 0, "ring too small for a chunk");
+    total
+}
+
+fn filtered(c: &mut Criterion) {
+    let mut g = c.benchmark_group("recv_filtered_64B");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("all/no_skip", |b| {
+        b.iter_custom(|iters| recv_filtered(Filter::all(), 0, "f-all", iters))
+    });
+    g.bench_function("wildcard/skip9", |b| {
+        b.iter_custom(|iters| recv_filtered(Filter::topic("events.+.start"), 9, "f-wild", iters))
+    });
+    g.bench_function("regex/skip9", |b| {
+        b.iter_custom(|iters| recv_filtered(Filter::regex("^events\\.[a-z]+\\.start$"), 9, "f-re", iters))
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(50)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = micro;
+    config = config();
+    targets = publish, round, filtered
+}
+criterion_main!(micro);

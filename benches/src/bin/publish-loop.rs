@@ -1,0 +1,76 @@
+//! Publisher-only loop for `strace -c` and `perf stat`/`perf record`: creates
+//! a temporary bus, optionally adds a busy-polling (never parked) subscriber
+//! in a thread, publishes N frames, prints the rate and removes the bus.
+//!
+//! ```text
+//! publish-loop [FRAMES] [PAYLOAD_BYTES] [--with-spinning-subscriber]
+//! strace -c -f ./target/release/publish-loop 1000000 64
+//! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use shmbus::{Bus, Config, Filter, Start, SubscribeOptions, WaitStrategy};
+
+/// Removes the bus on drop (also on panic).
+struct Guard(String);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Bus::remove(&self.0);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let spin_sub = args.iter().any(|a| a == "--with-spinning-subscriber");
+    let nums: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let frames = nums.first().copied().unwrap_or(1_000_000);
+    let size = nums.get(1).copied().unwrap_or(64) as usize;
+    let name = format!("bench-{}-publish-loop", std::process::id());
+    let guard = Guard(name.clone());
+    let bus = Bus::create(&guard.0, &Config::default().memory_limit(16 << 20)).expect("create bus");
+    let stop = AtomicBool::new(false);
+    let payload = vec![7u8; size];
+    std::thread::scope(|s| {
+        let reader = spin_sub.then(|| {
+            let mut sub = bus
+                .subscribe_with(
+                    Filter::all(),
+                    SubscribeOptions {
+                        start: Start::Newest,
+                        wait: WaitStrategy::Spin,
+                    },
+                )
+                .expect("subscribe");
+            let stop = &stop;
+            s.spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    if sub.recv_timeout(Duration::from_millis(10)).expect("recv").is_some() {
+                        n += 1;
+                    }
+                }
+                (n, sub.missed())
+            })
+        });
+        let t = Instant::now();
+        for _ in 0..frames {
+            bus.publish("bench.data", &payload).expect("publish");
+        }
+        let dt = t.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        println!(
+            "{frames} publishes of {size} B in {dt:?}: {:.2} M/s, {:.1} ns each",
+            frames as f64 / dt.as_secs_f64() / 1e6,
+            dt.as_nanos() as f64 / frames as f64
+        );
+        if let Some(r) = reader {
+            let (n, missed) = r.join().expect("reader");
+            println!("spinning subscriber: delivered {n}, missed {missed}");
+        }
+    });
+    drop(bus);
+    drop(guard);
+    let _ = name;
+}

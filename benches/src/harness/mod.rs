@@ -1,0 +1,915 @@
+//! Cross-process benchmark harness.
+//!
+//! Every shmbus scenario runs in real, separate processes: the harness
+//! re-executes [`std::env::current_exe`] with an environment variable naming
+//! the role (ping, pong, producer, subscriber), so any binary that calls
+//! [`maybe_run_child`] first thing in `main` can host it (the `harness`
+//! binary of this crate, `shmbus bench`). The in-process crossbeam
+//! `ArrayQueue` baseline (and iceoryx2, with the `iceoryx2` feature) is
+//! measured in the same run, interleaved with shmbus (A B A B ...), over
+//! many short runs; the table reports medians, min..max spreads and the
+//! ratio of shmbus to crossbeam per scenario.
+//!
+//! ```no_run
+//! use shmbus_benches::harness::{self, Options};
+//! harness::maybe_run_child();
+//! let opts = Options { scenarios: vec!["latency".into()], quick: true, ..Options::default() };
+//! let results = harness::run(&opts, &mut |line| eprintln!("{line}"))?;
+//! println!("{}", harness::render_table(&results));
+//! # Ok::<(), String>(())
+//! ```
+
+mod baseline;
+mod child;
+#[cfg(feature = "iceoryx2")]
+mod iceoryx;
+mod util;
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use shmbus::{Config, WaitStrategy};
+
+use child::{start_all, wait_name};
+use util::{allowed_cpus, hist_merge_encoded, leftover_buses, new_hist, BusGuard, Kv};
+
+/// Scenario names accepted in [`Options::scenarios`], in the order they run.
+///
+/// * `latency`: ping-pong over two buses, busy-polling, processes left to the
+///   scheduler; one-way latency = round trip / 2.
+/// * `latency-pinned`: the same with the two processes (threads, for the
+///   baseline) pinned to two different CPUs.
+/// * `latency-park`: the same with `SpinThenPark` (default budget) and with
+///   `Park`, reported as `latency-park/spin-then-park` and `latency-park/park`.
+/// * `throughput`: one producer process, one subscriber process.
+/// * `mpsc`: two producers, one subscriber.
+/// * `fanout`: one producer, four subscribers.
+/// * `group`: one producer, a consumer group of two workers.
+pub const SCENARIOS: &[&str] = &[
+    "latency",
+    "latency-pinned",
+    "latency-park",
+    "throughput",
+    "mpsc",
+    "fanout",
+    "group",
+];
+
+/// Payload sizes the harness supports (the baseline uses fixed-size arrays).
+pub const PAYLOAD_SIZES: &[usize] = &[8, 64, 1024, 16384];
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Scenarios from [`SCENARIOS`]; empty means all.
+    pub scenarios: Vec<String>,
+    /// Payload sizes in bytes, each from [`PAYLOAD_SIZES`] (default: 64).
+    pub payload_sizes: Vec<usize>,
+    /// Runs per peer and scenario, interleaved A B A B (default 5).
+    pub runs: usize,
+    /// Measured round trips per run of the spinning latency scenarios
+    /// (default 200,000; the park variants do a tenth). A warm-up of a tenth
+    /// (at most 20,000) comes first and is not recorded.
+    pub round_trips: u64,
+    /// Frames published per run of the throughput-family scenarios
+    /// (default 1,000,000; split evenly between producers for `mpsc`).
+    pub frames: u64,
+    /// Smoke-test sizes: one run, at most 2,000 round trips and 5,000 frames.
+    pub quick: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            scenarios: Vec::new(),
+            payload_sizes: vec![64],
+            runs: 5,
+            round_trips: 200_000,
+            frames: 1_000_000,
+            quick: false,
+        }
+    }
+}
+
+/// The outcome of one scenario for one peer and payload size, over all runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioResult {
+    /// Scenario name (from [`SCENARIOS`], park variants suffixed).
+    pub scenario: String,
+    /// `"shmbus"`, `"crossbeam"` or `"iceoryx2"`.
+    pub peer: String,
+    /// Payload size in bytes.
+    pub payload: usize,
+    /// Number of runs.
+    pub runs: usize,
+    /// Median over runs of the rate: frames delivered per second (per
+    /// subscriber for `fanout`), or round trips per second for latency.
+    pub median_mps: f64,
+    /// Minimum and maximum of that rate over the runs.
+    pub spread_mps: (f64, f64),
+    /// One-way latency percentiles in ns (latency scenarios only), over the
+    /// merged histogram of all runs.
+    pub p50_ns: Option<f64>,
+    /// 99th percentile, ns.
+    pub p99_ns: Option<f64>,
+    /// 99.9th percentile, ns.
+    pub p999_ns: Option<f64>,
+    /// Largest sample, ns.
+    pub max_ns: Option<f64>,
+    /// Frames delivered over all runs (summed over subscribers), or measured
+    /// round trips for latency.
+    pub delivered: u64,
+    /// Frames lost to eviction over all runs (summed over subscribers).
+    pub missed: u64,
+    /// Setup details: CPU placement, wait strategy, counts, bus size.
+    pub note: String,
+}
+
+/// If this process was spawned as a harness child, play that role and exit;
+/// otherwise return at once. Call it first thing in `main`.
+pub fn maybe_run_child() {
+    if let Ok(spec) = std::env::var(child::ENV) {
+        std::process::exit(child::main(&spec));
+    }
+}
+
+/// Shape of a throughput-family scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Throughput,
+    Mpsc,
+    Fanout,
+    Group,
+}
+
+impl Flow {
+    fn name(self) -> &'static str {
+        match self {
+            Flow::Throughput => "throughput",
+            Flow::Mpsc => "mpsc",
+            Flow::Fanout => "fanout",
+            Flow::Group => "group",
+        }
+    }
+    /// (producers, subscribers, subscribers form a group)
+    fn shape(self) -> (u64, u64, bool) {
+        match self {
+            Flow::Throughput => (1, 1, false),
+            Flow::Mpsc => (2, 1, false),
+            Flow::Fanout => (1, 4, false),
+            Flow::Group => (1, 2, true),
+        }
+    }
+    /// Subscribers that each receive every frame.
+    fn receivers(self) -> u64 {
+        match self {
+            Flow::Fanout => 4,
+            _ => 1,
+        }
+    }
+}
+
+/// One run of a latency scenario.
+pub(crate) struct LatencyOutcome {
+    pub(crate) hist: Histogram<u64>,
+    pub(crate) elapsed_ns: u64,
+    pub(crate) round_trips: u64,
+}
+
+/// One run of a throughput-family scenario.
+pub(crate) struct FlowOutcome {
+    pub(crate) published: u64,
+    pub(crate) delivered: u64,
+    pub(crate) missed: u64,
+    pub(crate) elapsed_ns: u64,
+}
+
+/// Effective sizes after `quick`.
+struct Plan {
+    runs: usize,
+    rt: u64,
+    rt_park: u64,
+    frames: u64,
+    timeout: Duration,
+}
+
+impl Plan {
+    fn new(o: &Options) -> Plan {
+        let (runs, rt, frames) = if o.quick {
+            (1, o.round_trips.min(2_000), o.frames.min(5_000))
+        } else {
+            (o.runs.max(1), o.round_trips.max(1), o.frames.max(2))
+        };
+        Plan {
+            runs,
+            rt,
+            rt_park: (rt / 10).max(100),
+            frames,
+            timeout: if o.quick {
+                Duration::from_secs(30)
+            } else {
+                Duration::from_secs(300)
+            },
+        }
+    }
+}
+
+fn warmup_for(n: u64) -> u64 {
+    (n / 10).clamp(50, 20_000)
+}
+
+struct LatencyVariant {
+    scenario: &'static str,
+    wait: WaitStrategy,
+    pinned: bool,
+    park: bool,
+}
+
+fn latency_variants(name: &str) -> Vec<LatencyVariant> {
+    let v = |scenario, wait, pinned, park| LatencyVariant {
+        scenario,
+        wait,
+        pinned,
+        park,
+    };
+    match name {
+        "latency" => vec![v("latency", WaitStrategy::Spin, false, false)],
+        "latency-pinned" => vec![v("latency-pinned", WaitStrategy::Spin, true, false)],
+        "latency-park" => vec![
+            v("latency-park/spin-then-park", WaitStrategy::default(), false, true),
+            v("latency-park/park", WaitStrategy::Park, false, true),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+fn flow_of(name: &str) -> Option<Flow> {
+    [Flow::Throughput, Flow::Mpsc, Flow::Fanout, Flow::Group]
+        .into_iter()
+        .find(|f| f.name() == name)
+}
+
+/// Run the selected scenarios; `progress` gets one line per run.
+///
+/// Fails on a setup error, a timeout, or counts that do not reconcile
+/// (delivered + missed != published): loss is never counted as speed.
+pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<ScenarioResult>, String> {
+    for s in &opts.scenarios {
+        if !SCENARIOS.contains(&s.as_str()) {
+            return Err(format!("unknown scenario {s:?}; known: {}", SCENARIOS.join(", ")));
+        }
+    }
+    if opts.payload_sizes.is_empty() {
+        return Err("no payload sizes".into());
+    }
+    for p in &opts.payload_sizes {
+        if !PAYLOAD_SIZES.contains(p) {
+            return Err(format!("unsupported payload size {p}; supported: {PAYLOAD_SIZES:?}"));
+        }
+    }
+    let plan = Plan::new(opts);
+    for name in util::remove_stale_buses() {
+        progress(&format!("removed bus {name} left by a harness that is gone"));
+    }
+    let selected: Vec<&str> = SCENARIOS
+        .iter()
+        .copied()
+        .filter(|s| opts.scenarios.is_empty() || opts.scenarios.iter().any(|x| x == s))
+        .collect();
+    let cpus = allowed_cpus();
+    let pin_pair = (cpus.len() >= 2).then(|| (cpus[0], cpus[1]));
+    let mut results = Vec::new();
+    for name in selected {
+        for &size in &opts.payload_sizes {
+            if let Some(flow) = flow_of(name) {
+                results.extend(run_flow(flow, size, &plan, progress)?);
+            }
+            for v in latency_variants(name) {
+                let cpus = if v.pinned {
+                    match pin_pair {
+                        Some(p) => Some(p),
+                        None => {
+                            progress(&format!("{}: skipped, fewer than 2 CPUs allowed", v.scenario));
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                results.extend(run_latency(&v, cpus, size, &plan, progress)?);
+            }
+        }
+    }
+    let left = leftover_buses();
+    if !left.is_empty() {
+        return Err(format!("buses left behind: {left:?}"));
+    }
+    Ok(results)
+}
+
+fn run_latency(
+    v: &LatencyVariant,
+    cpus: Option<(usize, usize)>,
+    size: usize,
+    plan: &Plan,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<ScenarioResult>, String> {
+    let n = if v.park { plan.rt_park } else { plan.rt };
+    let warmup = warmup_for(n);
+    let mut shm = Vec::new();
+    let mut cb = Vec::new();
+    #[cfg(feature = "iceoryx2")]
+    let mut ice = Vec::new();
+    for r in 1..=plan.runs {
+        let o = shm_latency(size, n, warmup, v.wait, cpus, plan.timeout)?;
+        progress(&format!(
+            "{} {size} B run {r}/{}: shmbus p50 {}",
+            v.scenario,
+            plan.runs,
+            fmt_ns(Some(o.hist.value_at_quantile(0.5) as f64))
+        ));
+        shm.push(o);
+        let o = baseline::latency(size, n, warmup, v.wait, cpus, plan.timeout)?;
+        progress(&format!(
+            "{} {size} B run {r}/{}: crossbeam p50 {}",
+            v.scenario,
+            plan.runs,
+            fmt_ns(Some(o.hist.value_at_quantile(0.5) as f64))
+        ));
+        cb.push(o);
+        #[cfg(feature = "iceoryx2")]
+        if !v.park {
+            let o = iceoryx::latency(size, n, warmup, cpus, plan.timeout)?;
+            progress(&format!(
+                "{} {size} B run {r}/{}: iceoryx2 p50 {}",
+                v.scenario,
+                plan.runs,
+                fmt_ns(Some(o.hist.value_at_quantile(0.5) as f64))
+            ));
+            ice.push(o);
+        }
+    }
+    let placement = match cpus {
+        Some((a, b)) => format!("pinned to CPUs {a},{b}"),
+        None => "unpinned (scheduler)".to_string(),
+    };
+    let note = |extra: &str| {
+        format!(
+            "{placement}; wait={}; {n} rt/run + {warmup} warm-up{extra}",
+            wait_name(v.wait)
+        )
+    };
+    #[allow(unused_mut)]
+    let mut out = vec![
+        summarize_latency(v.scenario, "shmbus", size, &shm, note("; 2 MiB buses")),
+        summarize_latency(
+            v.scenario,
+            "crossbeam",
+            size,
+            &cb,
+            note("; threads; park = std::thread::park"),
+        ),
+    ];
+    #[cfg(feature = "iceoryx2")]
+    if !ice.is_empty() {
+        out.push(summarize_latency(
+            v.scenario,
+            "iceoryx2",
+            size,
+            &ice,
+            note("; busy-poll receive()"),
+        ));
+    }
+    Ok(out)
+}
+
+fn run_flow(
+    flow: Flow,
+    size: usize,
+    plan: &Plan,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<ScenarioResult>, String> {
+    let mut shm = Vec::new();
+    let mut cb = Vec::new();
+    #[cfg(feature = "iceoryx2")]
+    let (mut ice, mut ice_block) = (Vec::new(), Vec::new());
+    let rate = |o: &FlowOutcome| o.delivered as f64 / flow.receivers() as f64 / (o.elapsed_ns as f64 / 1e9);
+    for r in 1..=plan.runs {
+        let o = shm_flow(flow, size, plan.frames, plan.timeout)?;
+        progress(&format!(
+            "{} {size} B run {r}/{}: shmbus {} (missed {})",
+            flow.name(),
+            plan.runs,
+            fmt_rate(rate(&o)),
+            o.missed
+        ));
+        shm.push(o);
+        let o = baseline::flow(size, flow, plan.frames, plan.timeout)?;
+        progress(&format!(
+            "{} {size} B run {r}/{}: crossbeam {}",
+            flow.name(),
+            plan.runs,
+            fmt_rate(rate(&o))
+        ));
+        cb.push(o);
+        #[cfg(feature = "iceoryx2")]
+        if flow == Flow::Throughput {
+            let o = iceoryx::throughput(size, plan.frames, plan.timeout, false)?;
+            progress(&format!(
+                "{} {size} B run {r}/{}: iceoryx2 {} (missed {})",
+                flow.name(),
+                plan.runs,
+                fmt_rate(rate(&o)),
+                o.missed
+            ));
+            ice.push(o);
+            let o = iceoryx::throughput(size, plan.frames, plan.timeout, true)?;
+            progress(&format!(
+                "{} {size} B run {r}/{}: iceoryx2-blocking {} (missed {})",
+                flow.name(),
+                plan.runs,
+                fmt_rate(rate(&o)),
+                o.missed
+            ));
+            ice_block.push(o);
+        }
+    }
+    let (p, s, g) = flow.shape();
+    let shape = format!(
+        "{p} producer(s) -> {s} {}; {} frames/run; unpinned",
+        if g { "group workers" } else { "subscriber(s)" },
+        plan.frames / p * p
+    );
+    #[allow(unused_mut)]
+    let mut out = vec![
+        summarize_flow(
+            flow,
+            "shmbus",
+            size,
+            &shm,
+            format!("{shape}; processes; 16 MiB bus, evict; spin"),
+        ),
+        summarize_flow(
+            flow,
+            "crossbeam",
+            size,
+            &cb,
+            format!("{shape}; threads; back-pressure, no loss"),
+        ),
+    ];
+    #[cfg(feature = "iceoryx2")]
+    if !ice.is_empty() {
+        out.push(summarize_flow(
+            flow,
+            "iceoryx2",
+            size,
+            &ice,
+            format!("{shape}; processes; safe overflow, buffer 4096"),
+        ));
+        out.push(summarize_flow(
+            flow,
+            "iceoryx2-blocking",
+            size,
+            &ice_block,
+            format!("{shape}; processes; no overflow, RetryUntilDelivered, buffer 4096"),
+        ));
+    }
+    Ok(out)
+}
+
+pub(crate) fn base_spec(role: &str, size: usize, timeout: Duration) -> Kv {
+    Kv::new()
+        .set("role", role)
+        .set("payload", size)
+        .set("deadline_ms", timeout.as_millis())
+}
+
+fn shm_latency(
+    size: usize,
+    n: u64,
+    warmup: u64,
+    wait: WaitStrategy,
+    cpus: Option<(usize, usize)>,
+    timeout: Duration,
+) -> Result<LatencyOutcome, String> {
+    let cfg = Config::default()
+        .memory_limit(2 << 20)
+        .max_frame_size(size.max(1024) as u32);
+    let a = BusGuard::create("ping", &cfg)?;
+    let b = BusGuard::create("pong", &cfg)?;
+    let spec = |role: &str, input: &str, output: &str, cpu: Option<usize>| {
+        let mut s = base_spec(role, size, timeout)
+            .set("in", input)
+            .set("out", output)
+            .set("n", n)
+            .set("warmup", warmup)
+            .set("wait", wait_name(wait));
+        if let Some(c) = cpu {
+            s = s.set("cpu", c);
+        }
+        s
+    };
+    let specs = [
+        spec("pong", &a.name, &b.name, cpus.map(|c| c.1)),
+        spec("ping", &b.name, &a.name, cpus.map(|c| c.0)),
+    ];
+    let deadline = Instant::now() + timeout + Duration::from_secs(10);
+    let mut kids = start_all(&specs, deadline)?;
+    let ping = kids[1].result(deadline)?;
+    kids[0].result(deadline)?;
+    let mut hist = new_hist();
+    hist_merge_encoded(&mut hist, ping.str("hist")?)?;
+    Ok(LatencyOutcome {
+        hist,
+        elapsed_ns: ping.num("elapsed_ns")?,
+        round_trips: ping.num("round_trips")?,
+    })
+}
+
+fn shm_flow(flow: Flow, size: usize, frames: u64, timeout: Duration) -> Result<FlowOutcome, String> {
+    let cfg = Config::default()
+        .memory_limit(16 << 20)
+        .max_frame_size(size.max(1024) as u32);
+    let bus = BusGuard::create(flow.name(), &cfg)?;
+    let (producers, subs, group) = flow.shape();
+    let per = frames / producers;
+    let total = per * producers;
+    let mut specs = Vec::new();
+    for _ in 0..subs {
+        let mut s = base_spec("subscriber", size, timeout)
+            .set("bus", &bus.name)
+            .set("expected", total);
+        if group {
+            s = s.set("group", "workers");
+        }
+        specs.push(s);
+    }
+    for _ in 0..producers {
+        specs.push(base_spec("producer", size, timeout).set("bus", &bus.name).set("n", per));
+    }
+    let deadline = Instant::now() + timeout + Duration::from_secs(10);
+    let mut kids = start_all(&specs, deadline)?;
+    let (mut start, mut end) = (u64::MAX, 0u64);
+    let (mut delivered, mut missed, mut published) = (0u64, 0u64, 0u64);
+    for (i, k) in kids.iter_mut().enumerate() {
+        let r = k.result(deadline)?;
+        if i < subs as usize {
+            let (d, m) = (r.num("delivered")?, r.num("missed")?);
+            let abandoned = r.num("abandoned")?;
+            if !group && d + m != total {
+                return Err(format!(
+                    "{}: subscriber {i}: delivered {d} + missed {m} != published {total}",
+                    flow.name()
+                ));
+            }
+            if abandoned != 0 {
+                return Err(format!("{}: subscriber {i}: {abandoned} abandoned claims", flow.name()));
+            }
+            delivered += d;
+            missed += m;
+            end = end.max(r.num("t_end")?);
+        } else {
+            published += r.num("published")?;
+            start = start.min(r.num("t0")?);
+        }
+    }
+    if group && delivered + missed != total {
+        return Err(format!(
+            "group: delivered {delivered} + missed {missed} != published {total}"
+        ));
+    }
+    let stats = shmbus::Bus::open(&bus.name).map_err(|e| e.to_string())?.stats();
+    if published != total || stats.published != total {
+        return Err(format!(
+            "{}: producers report {published}, bus stats {} published, expected {total}",
+            flow.name(),
+            stats.published
+        ));
+    }
+    Ok(FlowOutcome {
+        published: total,
+        delivered,
+        missed,
+        elapsed_ns: end.saturating_sub(start).max(1),
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn summarize_latency(
+    scenario: &str,
+    peer: &str,
+    payload: usize,
+    runs: &[LatencyOutcome],
+    note: String,
+) -> ScenarioResult {
+    let mut rates: Vec<f64> = runs
+        .iter()
+        .map(|o| o.round_trips as f64 / (o.elapsed_ns.max(1) as f64 / 1e9))
+        .collect();
+    let mut hist = new_hist();
+    for o in runs {
+        let _ = hist.add(&o.hist);
+    }
+    let q = |x: f64| (!hist.is_empty()).then(|| hist.value_at_quantile(x) as f64);
+    let spread = (
+        rates.iter().copied().fold(f64::INFINITY, f64::min),
+        rates.iter().copied().fold(0.0, f64::max),
+    );
+    ScenarioResult {
+        scenario: scenario.to_string(),
+        peer: peer.to_string(),
+        payload,
+        runs: runs.len(),
+        median_mps: median(&mut rates),
+        spread_mps: spread,
+        p50_ns: q(0.5),
+        p99_ns: q(0.99),
+        p999_ns: q(0.999),
+        max_ns: (!hist.is_empty()).then(|| hist.max() as f64),
+        delivered: runs.iter().map(|o| o.round_trips).sum(),
+        missed: 0,
+        note: format!("{note}; rate = round trips/s"),
+    }
+}
+
+fn summarize_flow(flow: Flow, peer: &str, payload: usize, runs: &[FlowOutcome], note: String) -> ScenarioResult {
+    let mut rates: Vec<f64> = runs
+        .iter()
+        .map(|o| o.delivered as f64 / flow.receivers() as f64 / (o.elapsed_ns as f64 / 1e9))
+        .collect();
+    let spread = (
+        rates.iter().copied().fold(f64::INFINITY, f64::min),
+        rates.iter().copied().fold(0.0, f64::max),
+    );
+    let published: u64 = runs.iter().map(|o| o.published).sum();
+    ScenarioResult {
+        scenario: flow.name().to_string(),
+        peer: peer.to_string(),
+        payload,
+        runs: runs.len(),
+        median_mps: median(&mut rates),
+        spread_mps: spread,
+        p50_ns: None,
+        p99_ns: None,
+        p999_ns: None,
+        max_ns: None,
+        delivered: runs.iter().map(|o| o.delivered).sum(),
+        missed: runs.iter().map(|o| o.missed).sum(),
+        note: format!(
+            "{note}; {published} published in all; rate = delivered frames/s{}",
+            if flow == Flow::Fanout { " per subscriber" } else { "" }
+        ),
+    }
+}
+
+fn fmt_rate(r: f64) -> String {
+    if r >= 1e6 {
+        format!("{:.2} M/s", r / 1e6)
+    } else if r >= 1e3 {
+        format!("{:.1} k/s", r / 1e3)
+    } else {
+        format!("{r:.0} /s")
+    }
+}
+
+fn fmt_ns(ns: Option<f64>) -> String {
+    match ns {
+        None => "-".to_string(),
+        Some(v) if v < 1e3 => format!("{v:.0} ns"),
+        Some(v) if v < 1e6 => format!("{:.2} us", v / 1e3),
+        Some(v) => format!("{:.2} ms", v / 1e6),
+    }
+}
+
+/// The crossbeam row matching `r` (same scenario and payload).
+fn baseline_of<'a>(results: &'a [ScenarioResult], r: &ScenarioResult) -> Option<&'a ScenarioResult> {
+    results
+        .iter()
+        .find(|b| b.peer == "crossbeam" && b.scenario == r.scenario && b.payload == r.payload)
+}
+
+/// Ratio of `r` to the crossbeam baseline: p50 latency ratio for latency
+/// scenarios (above 1 = slower than crossbeam), rate ratio otherwise (below
+/// 1 = slower than crossbeam).
+pub fn ratio_vs_crossbeam(results: &[ScenarioResult], r: &ScenarioResult) -> Option<(String, f64)> {
+    let b = baseline_of(results, r)?;
+    match (r.p50_ns, b.p50_ns) {
+        (Some(x), Some(y)) if y > 0.0 => Some(("p50".to_string(), x / y)),
+        _ if b.median_mps > 0.0 => Some(("rate".to_string(), r.median_mps / b.median_mps)),
+        _ => None,
+    }
+}
+
+/// A plain-text table of `results`, notes below it.
+pub fn render_table(results: &[ScenarioResult]) -> String {
+    let header = [
+        "scenario",
+        "payload",
+        "peer",
+        "runs",
+        "median rate",
+        "spread (min..max)",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "delivered",
+        "missed",
+        "vs crossbeam",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in results {
+        let ratio = if r.peer == "crossbeam" {
+            "1 (baseline)".to_string()
+        } else {
+            match ratio_vs_crossbeam(results, r) {
+                Some((what, x)) => format!("{what} x{x:.2}"),
+                None => "-".to_string(),
+            }
+        };
+        rows.push(vec![
+            r.scenario.clone(),
+            format!("{} B", r.payload),
+            r.peer.clone(),
+            r.runs.to_string(),
+            fmt_rate(r.median_mps),
+            format!("{}..{}", fmt_rate(r.spread_mps.0), fmt_rate(r.spread_mps.1)),
+            fmt_ns(r.p50_ns),
+            fmt_ns(r.p99_ns),
+            fmt_ns(r.p999_ns),
+            fmt_ns(r.max_ns),
+            r.delivered.to_string(),
+            r.missed.to_string(),
+            ratio,
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}", w = *w))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+        if i == 0 {
+            let _ = writeln!(
+                out,
+                "{}",
+                widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  ")
+            );
+        }
+    }
+    out.push_str("\nnotes:\n");
+    for r in results {
+        let _ = writeln!(out, "  {} {} B {}: {}", r.scenario, r.payload, r.peer, r.note);
+    }
+    out
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn json_num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        "null".to_string()
+    }
+}
+
+fn json_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "null".to_string(), json_num)
+}
+
+/// `results` as a JSON array of objects (field names as in [`ScenarioResult`],
+/// `spread_mps` as `[min, max]`, plus `ratio_vs_crossbeam`).
+pub fn to_json(results: &[ScenarioResult]) -> String {
+    let items: Vec<String> = results
+        .iter()
+        .map(|r| {
+            let ratio = ratio_vs_crossbeam(results, r)
+                .map(|(what, x)| format!("{{\"metric\":{},\"value\":{}}}", json_str(&what), json_num(x)))
+                .unwrap_or_else(|| "null".to_string());
+            format!(
+                "{{\"scenario\":{},\"peer\":{},\"payload\":{},\"runs\":{},\"median_mps\":{},\"spread_mps\":[{},{}],\
+                 \"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},\"delivered\":{},\"missed\":{},\
+                 \"note\":{},\"ratio_vs_crossbeam\":{}}}",
+                json_str(&r.scenario),
+                json_str(&r.peer),
+                r.payload,
+                r.runs,
+                json_num(r.median_mps),
+                json_num(r.spread_mps.0),
+                json_num(r.spread_mps.1),
+                json_opt(r.p50_ns),
+                json_opt(r.p99_ns),
+                json_opt(r.p999_ns),
+                json_opt(r.max_ns),
+                r.delivered,
+                r.missed,
+                json_str(&r.note),
+                ratio
+            )
+        })
+        .collect();
+    format!("[\n  {}\n]\n", items.join(",\n  "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_round_trips() {
+        let kv = Kv::new().set("a", 1).set("b", "x");
+        let back = Kv::decode(&kv.encode()).unwrap();
+        assert_eq!(back.num("a").unwrap(), 1);
+        assert_eq!(back.str("b").unwrap(), "x");
+    }
+
+    #[test]
+    fn histogram_survives_encoding() {
+        let mut h = new_hist();
+        for v in [100u64, 200, 200, 5_000, 1_000_000] {
+            h.record(v).unwrap();
+        }
+        let mut back = new_hist();
+        hist_merge_encoded(&mut back, &util::hist_encode(&h)).unwrap();
+        assert_eq!(back.len(), h.len());
+        assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+        assert_eq!(back.max(), h.max());
+    }
+
+    #[test]
+    fn unknown_scenario_and_size_are_refused() {
+        let o = Options {
+            scenarios: vec!["nope".into()],
+            ..Options::default()
+        };
+        assert!(run(&o, &mut |_| {}).unwrap_err().contains("unknown scenario"));
+        let o = Options {
+            payload_sizes: vec![3],
+            ..Options::default()
+        };
+        assert!(run(&o, &mut |_| {}).unwrap_err().contains("unsupported payload"));
+    }
+
+    #[test]
+    fn median_and_table() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        let r = ScenarioResult {
+            scenario: "throughput".into(),
+            peer: "crossbeam".into(),
+            payload: 64,
+            runs: 1,
+            median_mps: 2e6,
+            spread_mps: (1e6, 3e6),
+            p50_ns: None,
+            p99_ns: None,
+            p999_ns: None,
+            max_ns: None,
+            delivered: 10,
+            missed: 0,
+            note: "n".into(),
+        };
+        let s = ScenarioResult {
+            peer: "shmbus".into(),
+            median_mps: 1e6,
+            ..r.clone()
+        };
+        let all = [s.clone(), r];
+        assert_eq!(ratio_vs_crossbeam(&all, &s), Some(("rate".to_string(), 0.5)));
+        let t = render_table(&all);
+        assert!(t.contains("rate x0.50"), "{t}");
+        assert!(to_json(&all).contains("\"median_mps\":1000000"));
+    }
+}

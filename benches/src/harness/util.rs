@@ -1,0 +1,213 @@
+//! Small helpers of the harness: clock, CPU affinity, unique bus names with
+//! removal guards, the child spec encoding and latency histograms.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hdrhistogram::Histogram;
+use shmbus::{Bus, Config};
+
+/// Topic every harness frame is published on.
+pub(crate) const TOPIC: &str = "bench.data";
+
+/// Nanoseconds of `CLOCK_MONOTONIC`: one clock for all processes of the
+/// machine, so a producer's start and a subscriber's end can be subtracted.
+pub(crate) fn mono_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call
+    // and CLOCK_MONOTONIC exists on every Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    debug_assert_eq!(rc, 0);
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPUs this process may run on.
+pub(crate) fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: an all-zero `cpu_set_t` is a valid (empty) set; the kernel writes
+    // at most `size_of::<cpu_set_t>()` bytes into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is valid and writable, and the size passed is its size.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `i < CPU_SETSIZE`, the bound `CPU_ISSET` requires.
+        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .collect()
+}
+
+/// Pin the calling thread (on Linux, `sched_setaffinity(0)` is per thread).
+pub(crate) fn pin_current_thread(cpu: usize) -> Result<(), String> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(format!("cpu {cpu} out of range"));
+    }
+    // SAFETY: an all-zero `cpu_set_t` is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu < CPU_SETSIZE` was checked above; `set` is valid.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid set of the size passed; pid 0 is this thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        return Err(format!(
+            "sched_setaffinity(cpu {cpu}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+static NEXT_NAME: AtomicU64 = AtomicU64::new(0);
+
+/// Prefix of every bus name this process's harness creates.
+pub(crate) fn name_prefix() -> String {
+    format!("bench-{}-", std::process::id())
+}
+
+/// A unique name (bus or iceoryx2 service) for this harness process.
+pub(crate) fn unique_name(tag: &str) -> String {
+    let n = NEXT_NAME.fetch_add(1, Ordering::Relaxed);
+    format!("{}{n}-{tag}", name_prefix())
+}
+
+/// A bus created by the harness and removed when the guard drops, also on
+/// error paths and panics, so nothing is left in /dev/shm.
+pub(crate) struct BusGuard {
+    pub(crate) name: String,
+    bus: Option<Bus>,
+}
+
+impl BusGuard {
+    /// Create a bus with a fresh unique name.
+    pub(crate) fn create(tag: &str, cfg: &Config) -> Result<BusGuard, String> {
+        let name = unique_name(tag);
+        let bus = Bus::create(&name, cfg).map_err(|e| format!("create bus {name}: {e}"))?;
+        Ok(BusGuard { name, bus: Some(bus) })
+    }
+}
+
+impl Drop for BusGuard {
+    fn drop(&mut self) {
+        drop(self.bus.take());
+        let _ = Bus::remove(&self.name);
+    }
+}
+
+/// Buses of this harness process still present (should be none at the end).
+pub(crate) fn leftover_buses() -> Vec<String> {
+    let prefix = name_prefix();
+    Bus::list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+/// `key=value` pairs separated by spaces: the child spec (in an environment
+/// variable) and the child's `RESULT` line. Values contain no spaces.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Kv(pub(crate) BTreeMap<String, String>);
+
+impl Kv {
+    pub(crate) fn new() -> Kv {
+        Kv::default()
+    }
+    pub(crate) fn set(mut self, k: &str, v: impl ToString) -> Kv {
+        self.0.insert(k.to_string(), v.to_string());
+        self
+    }
+    pub(crate) fn encode(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+    pub(crate) fn decode(s: &str) -> Result<Kv, String> {
+        let mut m = BTreeMap::new();
+        for tok in s.split_whitespace() {
+            let (k, v) = tok.split_once('=').ok_or_else(|| format!("bad token {tok:?}"))?;
+            m.insert(k.to_string(), v.to_string());
+        }
+        Ok(Kv(m))
+    }
+    pub(crate) fn str(&self, k: &str) -> Result<&str, String> {
+        self.0.get(k).map(String::as_str).ok_or_else(|| format!("missing {k}"))
+    }
+    pub(crate) fn num(&self, k: &str) -> Result<u64, String> {
+        self.str(k)?.parse().map_err(|e| format!("{k}: {e}"))
+    }
+    pub(crate) fn opt(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+}
+
+/// A latency histogram in nanoseconds (1 ns .. 100 s, 3 significant digits).
+pub(crate) fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Histogram as `value:count,...` (for the child's `RESULT` line).
+pub(crate) fn hist_encode(h: &Histogram<u64>) -> String {
+    let parts: Vec<String> = h
+        .iter_recorded()
+        .map(|v| format!("{}:{}", v.value_iterated_to(), v.count_at_value()))
+        .collect();
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join(",")
+    }
+}
+
+/// Add the encoded histogram `s` into `h`.
+pub(crate) fn hist_merge_encoded(h: &mut Histogram<u64>, s: &str) -> Result<(), String> {
+    if s == "-" {
+        return Ok(());
+    }
+    for pair in s.split(',') {
+        let (v, c) = pair.split_once(':').ok_or("bad histogram")?;
+        let v: u64 = v.parse().map_err(|e| format!("histogram: {e}"))?;
+        let c: u64 = c.parse().map_err(|e| format!("histogram: {e}"))?;
+        h.saturating_record_n(v.max(1), c);
+    }
+    Ok(())
+}
+
+/// Write `i` into the first (up to) 8 bytes of `payload`.
+#[inline]
+pub(crate) fn stamp(payload: &mut [u8], i: u64) {
+    let n = payload.len().min(8);
+    payload[..n].copy_from_slice(&i.to_le_bytes()[..n]);
+}
+
+/// Read the stamp written by [`stamp`] (truncated to the payload length).
+#[inline]
+pub(crate) fn read_stamp(payload: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = payload.len().min(8);
+    b[..n].copy_from_slice(&payload[..n]);
+    u64::from_le_bytes(b)
+}
+
+/// Remove buses left by harness processes that are gone (killed by a signal,
+/// when no guard could run). Returns the names removed.
+pub(crate) fn remove_stale_buses() -> Vec<String> {
+    let mut removed = Vec::new();
+    for name in Bus::list().unwrap_or_default() {
+        let Some(pid) = name
+            .strip_prefix("bench-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 sends nothing; it only asks whether `pid` exists.
+        let alive =
+            unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive && Bus::remove(&name).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed
+}

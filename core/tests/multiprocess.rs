@@ -1,0 +1,450 @@
+//! Real processes: producers and subscribers in separate processes, with
+//! checksummed payloads, lapping, groups and kill -9.
+//!
+//! Children are this test binary re-executed with `SHMBUS_TEST_ROLE` set; the
+//! `child_entry_point` test then plays that role and prints `RESULT ...` lines.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{check_payload, make_payload, TempName};
+use shmbus::{Bus, Config, Filter, Overflow, Start, SubscribeOptions};
+
+const ROLE: &str = "SHMBUS_TEST_ROLE";
+
+fn spawn(role: &str, args: &[(&str, String)]) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child_entry_point", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE, role)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in args {
+        cmd.env(format!("SHMBUS_ARG_{k}"), v);
+    }
+    cmd.spawn().expect("spawn child")
+}
+
+fn arg(k: &str) -> String {
+    std::env::var(format!("SHMBUS_ARG_{k}")).unwrap_or_else(|_| panic!("missing arg {k}"))
+}
+
+/// Kills the child on drop so a failing test leaves no process behind.
+struct Reaper(Option<Child>);
+impl Reaper {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().unwrap()
+    }
+    /// Wait for exit and return the `RESULT` lines.
+    fn results(mut self, limit: Duration) -> Vec<String> {
+        let mut child = self.0.take().unwrap();
+        let out = child.stdout.take().unwrap();
+        let deadline = Instant::now() + limit;
+        let lines: Vec<String> = BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.starts_with("RESULT "))
+            .map(|l| l["RESULT ".len()..].to_string())
+            .collect();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                assert!(st.success(), "child failed: {st}");
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("child did not exit in time");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        lines
+    }
+}
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn kv(line: &str) -> HashMap<String, u64> {
+    line.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+fn wait_for_subscribers(bus: &Bus, n: usize) {
+    let t0 = Instant::now();
+    while bus.stats().subscribers.iter().filter(|s| s.alive).count() < n {
+        assert!(t0.elapsed() < Duration::from_secs(20), "children never subscribed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// child roles
+// ---------------------------------------------------------------------------
+
+#[test]
+fn child_entry_point() {
+    let Ok(role) = std::env::var(ROLE) else { return };
+    match role.as_str() {
+        "producer" => role_producer(),
+        "subscriber" => role_subscriber(),
+        "member" => role_member(),
+        "spin-producer" => role_spin_producer(),
+        "claim-and-hang" => role_claim_and_hang(),
+        "idle-subscriber" => role_idle_subscriber(),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn role_producer() {
+    let bus = Bus::open(&arg("BUS")).unwrap();
+    let id: u32 = arg("ID").parse().unwrap();
+    let n: u64 = arg("N").parse().unwrap();
+    for i in 0..n {
+        let len = 24 + (i as usize * 7 + id as usize * 13) % 200;
+        bus.publish(&format!("data.p{id}"), &make_payload(id, i, len)).unwrap();
+    }
+    println!("RESULT published={n}");
+}
+
+fn role_subscriber() {
+    let bus = Bus::open(&arg("BUS")).unwrap();
+    let slow: bool = arg("SLOW") == "1";
+    let mut sub = bus
+        .subscribe(Filter::topic("data.#").or(Filter::topic("ctl.done")))
+        .unwrap();
+    let mut next: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut last_seq = None;
+    let mut delivered = 0u64;
+    loop {
+        let f = sub
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap()
+            .expect("frames stopped coming");
+        if let Some(l) = last_seq {
+            assert!(f.seq() > l, "seq went backwards");
+        }
+        last_seq = Some(f.seq());
+        if f.topic() == "ctl.done" {
+            break;
+        }
+        let (p, i) = check_payload(f.payload());
+        assert_eq!(f.topic(), format!("data.p{p}"));
+        let e = next.entry(p).or_insert(0);
+        assert!(i >= *e, "producer {p} order violated: {i} after {e}");
+        *e = i + 1;
+        delivered += 1;
+        if slow && delivered % 64 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    println!(
+        "RESULT delivered={delivered} missed={} abandoned={}",
+        sub.missed(),
+        sub.abandoned()
+    );
+}
+
+fn role_member() {
+    let bus = Bus::open(&arg("BUS")).unwrap();
+    let mut sub = bus.join_group("workers", Filter::topic("data.#")).unwrap();
+    println!("RESULT ready=1");
+    let mut got = vec![];
+    let mut started = false;
+    loop {
+        match sub
+            .recv_timeout(Duration::from_millis(if started { 1500 } else { 20_000 }))
+            .unwrap()
+        {
+            Some(f) => {
+                started = true;
+                got.push(check_payload(f.payload()));
+            }
+            None => break,
+        }
+    }
+    for (p, i) in got {
+        println!("RESULT p={p} i={i}");
+    }
+    println!("RESULT missed={}", sub.missed());
+}
+
+fn role_spin_producer() {
+    let bus = Bus::open(&arg("BUS")).unwrap();
+    let id: u32 = arg("ID").parse().unwrap();
+    let mut i = 0u64;
+    loop {
+        bus.publish("data.spin", &make_payload(id, i, 64 + (i as usize % 300)))
+            .unwrap();
+        i += 1;
+    }
+}
+
+fn role_claim_and_hang() {
+    let bus = Bus::open(&arg("BUS")).unwrap();
+    let mut claim = bus.claim("data.hang", 100).unwrap();
+    claim.payload_mut()[0] = 1;
+    println!("RESULT claimed={}", claim.seq());
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+    claim.commit();
+}
+
+fn role_idle_subscriber() {
+    let bus = Bus::open(&arg("BUS")).unwrap();
+    let _sub = bus.subscribe(Filter::all()).unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+// ---------------------------------------------------------------------------
+// tests
+// ---------------------------------------------------------------------------
+
+#[test]
+fn four_producer_processes_three_subscribers_reconcile_with_one_lapped() {
+    let name = TempName::new("mp-reconcile");
+    let cfg = Config::default().memory_limit(512 << 10).max_frame_size(1024);
+    let bus = Bus::create(&name, &cfg).unwrap();
+    let subs: Vec<Reaper> = (0..3)
+        .map(|k| {
+            Reaper(Some(spawn(
+                "subscriber",
+                &[
+                    ("BUS", name.to_string()),
+                    ("SLOW", if k == 2 { "1".into() } else { "0".into() }),
+                ],
+            )))
+        })
+        .collect();
+    wait_for_subscribers(&bus, 3);
+    let n = 20_000u64;
+    let producers: Vec<Reaper> = (0..4)
+        .map(|id| {
+            Reaper(Some(spawn(
+                "producer",
+                &[("BUS", name.to_string()), ("ID", id.to_string()), ("N", n.to_string())],
+            )))
+        })
+        .collect();
+    for p in producers {
+        let r = p.results(Duration::from_secs(120));
+        assert_eq!(kv(&r[0])["published"], n);
+    }
+    bus.publish("ctl.done", b"").unwrap();
+    let mut lapped = 0;
+    for s in subs {
+        let r = s.results(Duration::from_secs(120));
+        let m = kv(&r[0]);
+        assert_eq!(
+            m["delivered"] + m["missed"],
+            4 * n,
+            "delivered + missed != published: {m:?}"
+        );
+        assert_eq!(m["abandoned"], 0);
+        if m["missed"] > 0 {
+            lapped += 1;
+        }
+    }
+    assert!(lapped >= 1, "the slow subscriber should have been lapped");
+    let st = bus.stats();
+    assert_eq!(st.published, 4 * n + 1);
+    assert!(st.evicted > 0);
+}
+
+#[test]
+fn group_of_three_processes_gets_each_frame_exactly_once() {
+    let name = TempName::new("mp-group");
+    let bus = Bus::create(&name, &Config::default().memory_limit(32 << 20)).unwrap();
+    let mut members: Vec<Reaper> = (0..3)
+        .map(|_| Reaper(Some(spawn("member", &[("BUS", name.to_string())]))))
+        .collect();
+    wait_for_subscribers(&bus, 3);
+    let n = 6_000u64;
+    let producers: Vec<Reaper> = (0..2)
+        .map(|id| {
+            Reaper(Some(spawn(
+                "producer",
+                &[("BUS", name.to_string()), ("ID", id.to_string()), ("N", n.to_string())],
+            )))
+        })
+        .collect();
+    for p in producers {
+        p.results(Duration::from_secs(60));
+    }
+    let mut all = vec![];
+    let mut per_member = vec![];
+    for m in members.drain(..) {
+        let lines = m.results(Duration::from_secs(60));
+        let mut mine = 0;
+        for l in &lines {
+            let kvs = kv(l);
+            if let (Some(p), Some(i)) = (kvs.get("p"), kvs.get("i")) {
+                all.push((*p, *i));
+                mine += 1;
+            }
+            if let Some(missed) = kvs.get("missed") {
+                assert_eq!(*missed, 0);
+            }
+        }
+        per_member.push(mine);
+    }
+    all.sort_unstable();
+    let expect: Vec<(u64, u64)> = (0..2).flat_map(|p| (0..n).map(move |i| (p, i))).collect();
+    assert_eq!(all.len(), expect.len(), "per member: {per_member:?}");
+    assert_eq!(all, expect, "each frame must reach exactly one member");
+}
+
+#[test]
+fn killed_producers_do_not_stop_the_others() {
+    let name = TempName::new("mp-kill-producer");
+    let cfg = Config::default()
+        .memory_limit(1 << 20)
+        .max_frame_size(1024)
+        .claim_timeout(Duration::from_millis(20));
+    let bus = Bus::create(&name, &cfg).unwrap();
+    let mut sub = bus.subscribe(Filter::all()).unwrap();
+    let steady_n = 30_000u64;
+    let steady = Reaper(Some(spawn(
+        "producer",
+        &[
+            ("BUS", name.to_string()),
+            ("ID", "7".into()),
+            ("N", steady_n.to_string()),
+        ],
+    )));
+    let mut rng = 12345u64;
+    let mut steady_seen = 0u64;
+    let mut next_steady = 0u64;
+    let mut drain = |sub: &mut shmbus::Subscriber| loop {
+        match sub.try_recv().unwrap() {
+            Some(f) => {
+                let (p, i) = check_payload(f.payload());
+                if p == 7 {
+                    assert!(i >= next_steady);
+                    next_steady = i + 1;
+                    steady_seen += 1;
+                }
+            }
+            None => break,
+        }
+    };
+    for k in 0..40 {
+        let mut victim = Reaper(Some(spawn(
+            "spin-producer",
+            &[("BUS", name.to_string()), ("ID", (100 + k).to_string())],
+        )));
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(2 + rng % 15));
+        // SAFETY-free: Child::kill sends SIGKILL.
+        victim.child().kill().unwrap();
+        victim.child().wait().unwrap();
+        drain(&mut sub);
+    }
+    let r = steady.results(Duration::from_secs(120));
+    assert_eq!(kv(&r[0])["published"], steady_n);
+    // The bus still works for everybody after 40 kills.
+    let seq = bus.publish("after", &make_payload(9, 0, 64)).unwrap();
+    let t0 = Instant::now();
+    loop {
+        match sub.recv_timeout(Duration::from_millis(200)).unwrap() {
+            Some(f) if f.seq() == seq => break,
+            Some(f) => {
+                let (p, i) = check_payload(f.payload());
+                if p == 7 {
+                    assert!(i >= next_steady);
+                    next_steady = i + 1;
+                    steady_seen += 1;
+                }
+            }
+            None => {}
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "subscriber wedged");
+    }
+    assert!(steady_seen + sub.missed() > 0);
+    bus.reap();
+    assert!(bus.stats().producers.iter().all(|p| p.pid == std::process::id()));
+}
+
+#[test]
+fn producer_killed_between_claim_and_commit_is_skipped_and_counted() {
+    let name = TempName::new("mp-claim-kill");
+    let cfg = Config::default()
+        .memory_limit(256 << 10)
+        .max_frame_size(1024)
+        .claim_timeout(Duration::from_millis(50));
+    let bus = Bus::create(&name, &cfg).unwrap();
+    let mut sub = bus.subscribe(Filter::all()).unwrap();
+    let mut hang = Reaper(Some(spawn("claim-and-hang", &[("BUS", name.to_string())])));
+    let out = hang.child().stdout.take().unwrap();
+    let line = BufReader::new(out)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("RESULT "))
+        .unwrap();
+    let claimed = kv(&line["RESULT ".len()..])["claimed"];
+    hang.child().kill().unwrap();
+    hang.child().wait().unwrap();
+    let after = bus.publish("after", b"x").unwrap();
+    assert_eq!(after, claimed + 1);
+    let f = sub
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .expect("subscriber must skip the abandoned claim");
+    assert_eq!(f.seq(), after);
+    assert_eq!(sub.abandoned(), 1);
+    // Wrap the ring several times: rotation must not wait for the dead producer.
+    for i in 0..20_000u64 {
+        bus.publish("fill", &make_payload(1, i, 200)).unwrap();
+    }
+    assert!(bus.stats().abandoned >= 1);
+}
+
+#[test]
+fn killed_subscriber_entry_is_reclaimed_and_no_longer_blocks() {
+    let name = TempName::new("mp-kill-sub");
+    let cfg = Config::default()
+        .memory_limit(256 << 10)
+        .max_frame_size(1024)
+        .overflow(Overflow::Block(Duration::from_millis(200)));
+    let bus = Bus::create(&name, &cfg).unwrap();
+    let mut child = Reaper(Some(spawn("idle-subscriber", &[("BUS", name.to_string())])));
+    wait_for_subscribers(&bus, 1);
+    child.child().kill().unwrap();
+    child.child().wait().unwrap();
+    let st = bus.stats();
+    assert_eq!(st.subscribers.len(), 1);
+    assert!(!st.subscribers[0].alive);
+    // Publishing far beyond capacity succeeds: the dead subscriber holds nothing back.
+    for i in 0..5_000u64 {
+        bus.publish("t", &make_payload(1, i, 200)).unwrap();
+    }
+    assert_eq!(
+        bus.reap() + bus.stats().subscribers.len(),
+        0 + bus.stats().subscribers.len()
+    );
+    assert!(bus.stats().subscribers.is_empty(), "dead entry must be reclaimed");
+    // And a live slow subscriber does block.
+    let _sub = bus
+        .subscribe_with(
+            Filter::all(),
+            SubscribeOptions {
+                start: Start::Newest,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let err = (0..5_000u64).find_map(|i| bus.publish("t", &make_payload(1, i, 200)).err());
+    assert!(matches!(err, Some(shmbus::Error::Full)));
+}

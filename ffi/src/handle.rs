@@ -1,0 +1,123 @@
+//! Conversions between C handles and argument pointers and their Rust values.
+//!
+//! Every opaque C handle type names its Rust type through [`Handle`]; handles
+//! are only ever made by [`Handle::into_raw`] and turned back by the other
+//! methods, so no raw pointer cast appears anywhere else.
+
+use std::ffi::{c_char, c_void, CStr};
+use std::mem::MaybeUninit;
+
+use crate::status::{shmbus_status_t::SHMBUS_INVALID_ARGUMENT, Failure};
+
+/// An opaque C handle type whose pointers are `Box<Self::Rust>` in disguise.
+pub(crate) trait Handle: Sized {
+    /// The Rust value behind the handle.
+    type Rust;
+
+    /// Box `value` and hand ownership to C.
+    fn into_raw(value: Self::Rust) -> *mut Self {
+        Box::into_raw(Box::new(value)).cast::<Self>()
+    }
+
+    /// Borrow the value behind a handle argument named `arg`.
+    ///
+    /// # Safety
+    /// `ptr` is NULL or was returned by [`Handle::into_raw`] for this type and
+    /// not yet freed, and no `&mut` to the value is alive for `'a`.
+    unsafe fn try_ref<'a>(ptr: *const Self, arg: &str) -> Result<&'a Self::Rust, Failure> {
+        // SAFETY: per this function's contract a non-NULL `ptr` points to a live `Self::Rust`.
+        unsafe { ptr.cast::<Self::Rust>().as_ref() }.ok_or_else(|| Failure::null(arg))
+    }
+
+    /// Mutably borrow the value behind a handle argument named `arg`.
+    ///
+    /// # Safety
+    /// As [`Handle::try_ref`], and no other reference to the value is alive for `'a`.
+    unsafe fn try_mut<'a>(ptr: *mut Self, arg: &str) -> Result<&'a mut Self::Rust, Failure> {
+        // SAFETY: per this function's contract a non-NULL `ptr` points to a live,
+        // unaliased `Self::Rust`.
+        unsafe { ptr.cast::<Self::Rust>().as_mut() }.ok_or_else(|| Failure::null(arg))
+    }
+
+    /// Take ownership back from C; `None` for NULL.
+    ///
+    /// # Safety
+    /// `ptr` is NULL or was returned by [`Handle::into_raw`] for this type and
+    /// not yet freed; it must not be used after this call.
+    unsafe fn take(ptr: *mut Self) -> Option<Box<Self::Rust>> {
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: per this function's contract `ptr` came from `Box::into_raw`
+        // of a `Box<Self::Rust>` and ownership is transferred back exactly once.
+        Some(unsafe { Box::from_raw(ptr.cast::<Self::Rust>()) })
+    }
+}
+
+/// A NUL-terminated UTF-8 string argument named `arg`.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string valid for `'a`.
+pub(crate) unsafe fn c_str<'a>(ptr: *const c_char, arg: &str) -> Result<&'a str, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null(arg));
+    }
+    // SAFETY: non-NULL and NUL-terminated per this function's contract.
+    let s = unsafe { CStr::from_ptr(ptr) };
+    s.to_str().map_err(|e| {
+        Failure::new(
+            SHMBUS_INVALID_ARGUMENT,
+            format!("argument `{arg}` is not valid UTF-8 (at byte {})", e.valid_up_to()),
+        )
+    })
+}
+
+/// A byte-buffer argument `ptr[0..len]` named `arg`; NULL is allowed when `len` is 0.
+///
+/// # Safety
+/// `ptr` is NULL or points to `len` readable bytes valid for `'a`.
+pub(crate) unsafe fn bytes<'a>(ptr: *const c_void, len: usize, arg: &str) -> Result<&'a [u8], Failure> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Failure::null(arg));
+    }
+    if isize::try_from(len).is_err() {
+        return Err(Failure::new(
+            SHMBUS_INVALID_ARGUMENT,
+            format!("argument `{arg}` length {len} is impossibly large"),
+        ));
+    }
+    // SAFETY: non-NULL, `len` readable bytes per this function's contract, and
+    // `len <= isize::MAX` was checked above.
+    Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
+}
+
+/// A read-only struct argument named `arg`.
+///
+/// # Safety
+/// `ptr` is NULL or points to an initialised `T` valid for `'a`.
+pub(crate) unsafe fn arg_ref<'a, T>(ptr: *const T, arg: &str) -> Result<&'a T, Failure> {
+    // SAFETY: per this function's contract a non-NULL `ptr` points to a valid `T`.
+    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(arg))
+}
+
+/// An out-pointer argument named `arg`, to be written with `MaybeUninit::write`.
+///
+/// # Safety
+/// `ptr` is NULL or points to writable memory for a `T`, valid for `'a`.
+pub(crate) unsafe fn out<'a, T>(ptr: *mut T, arg: &str) -> Result<&'a mut MaybeUninit<T>, Failure> {
+    // SAFETY: per this function's contract a non-NULL `ptr` is writable for a
+    // `T`; `MaybeUninit` makes no claim that it is initialised.
+    unsafe { ptr.cast::<MaybeUninit<T>>().as_mut() }.ok_or_else(|| Failure::null(arg))
+}
+
+/// An optional out-pointer: `None` for NULL.
+///
+/// # Safety
+/// As [`out`].
+pub(crate) unsafe fn opt_out<'a, T>(ptr: *mut T) -> Option<&'a mut MaybeUninit<T>> {
+    // SAFETY: as in `out`.
+    unsafe { ptr.cast::<MaybeUninit<T>>().as_mut() }
+}
