@@ -20,6 +20,10 @@ use crate::wait::{self, WaitStrategy};
 
 static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
 
+thread_local! {
+    static CHECKSUM_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// State shared by a bus handle, its subscribers and its thread slots.
 pub(crate) struct Shared {
     pub(crate) id: u64,
@@ -29,6 +33,7 @@ pub(crate) struct Shared {
     pub(crate) max_frame_size: usize,
     pub(crate) claim_timeout: Duration,
     pub(crate) single_producer: bool,
+    pub(crate) checksum: bool,
 }
 
 impl Drop for Shared {
@@ -122,6 +127,7 @@ impl Bus {
                 max_frame_size: cfg.max_frame_size as usize,
                 claim_timeout: cfg.claim_timeout,
                 single_producer: cfg.single_producer,
+                checksum: cfg.checksum,
                 seg,
                 slots: Mutex::new(Vec::new()),
             }),
@@ -210,7 +216,7 @@ impl Bus {
         })
     }
 
-    fn header(meta: &Meta, pos: u64, seq: u64, topic: &str, payload_len: usize) -> FrameHeader {
+    fn header(&self, meta: &Meta, pos: u64, seq: u64, topic: &str, payload_len: usize) -> FrameHeader {
         FrameHeader {
             commit: 0,
             position: pos,
@@ -224,13 +230,20 @@ impl Bus {
             kind: meta.kind as u8,
             event_type: meta.event_type as u8,
             topic_len: topic.len() as u8,
-            flags: 0,
+            flags: if self.shared.checksum {
+                crate::frame::FLAG_CHECKSUM
+            } else {
+                0
+            },
             checksum: 0,
         }
     }
 
     fn finish(&self, slot: &ThreadSlot, pos: u64, len: usize) {
         let ring = &self.shared.seg.ring;
+        if self.shared.checksum {
+            CHECKSUM_SCRATCH.with(|s| ring.seal_checksum(pos, len, &mut s.borrow_mut()));
+        }
         ring.commit(pos, len);
         ring.release(slot.index);
         let n = slot.published.get() + 1;
@@ -264,13 +277,16 @@ impl Bus {
         if meta.kind == crate::frame::Kind::Padding {
             return Err(Error::config("kind", "padding is reserved for aborted claims"));
         }
-        producer::with_slot(&self.shared, |slot| {
+        self.shared.seg.check_truncated()?;
+        let seq = producer::with_slot(&self.shared, |slot| {
             let (pos, seq) = self.reserve(slot, len)?;
-            let h = Self::header(meta, pos, seq, topic, payload.len());
+            let h = self.header(meta, pos, seq, topic, payload.len());
             self.shared.seg.ring.write_frame(pos, &h, topic.as_bytes(), payload);
             self.finish(slot, pos, len);
             Ok(seq)
-        })
+        })?;
+        self.shared.seg.check_truncated()?;
+        Ok(seq)
     }
 
     /// Reserve a frame of `len` payload bytes to fill in place (zero-copy).
@@ -284,10 +300,11 @@ impl Bus {
     /// [`Bus::claim`] with metadata.
     pub fn claim_with(&self, meta: &Meta, topic: &str, len: usize) -> Result<Claim<'_>> {
         let total = self.check_frame(topic, len)?;
+        self.shared.seg.check_truncated()?;
         producer::with_slot(&self.shared, |slot| {
             let (pos, seq) = self.reserve(slot, total)?;
             let ring = &self.shared.seg.ring;
-            let h = Self::header(meta, pos, seq, topic, len);
+            let h = self.header(meta, pos, seq, topic, len);
             // Write header and topic now; zero the payload so no stale bytes leak.
             ring.write_frame(pos, &h, topic.as_bytes(), &[]);
             let payload_off = ring.l.data(pos) + HEADER_LEN + topic.len();
@@ -371,6 +388,7 @@ impl Bus {
                 delivered: r.delivered,
                 missed: r.missed,
                 abandoned: r.abandoned,
+                corrupt: r.corrupt,
             })
             .collect();
         let groups = groups_raw

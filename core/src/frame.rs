@@ -86,6 +86,17 @@ impl FrameHeader {
     }
 }
 
+/// Header flag bit: the frame carries a checksum.
+pub const FLAG_CHECKSUM: u8 = 1;
+
+/// CRC32C of a whole frame (`frame.len()` = its total length): the header
+/// without its commit word and checksum field, then topic, payload, padding.
+pub fn checksum(frame: &[u8]) -> u32 {
+    const CK: usize = HEADER_LEN - 4;
+    let c = crc32c::crc32c(&frame[8..CK]);
+    crc32c::crc32c_append(c, &frame[HEADER_LEN..])
+}
+
 /// What a frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[repr(u8)]

@@ -40,6 +40,8 @@ mod ring;
 #[cfg(not(loom))]
 mod segment;
 #[cfg(not(loom))]
+mod sigbus;
+#[cfg(not(loom))]
 mod stats;
 #[cfg(not(loom))]
 mod subscriber;

@@ -26,8 +26,9 @@ pub(crate) const E_DELIVERED: usize = 32;
 pub(crate) const E_MISSED: usize = 40;
 pub(crate) const E_ABANDONED: usize = 48;
 pub(crate) const E_GROUP: usize = 56;
-const E_FILTER_LEN: usize = 64;
-const E_FILTER: usize = 72;
+pub(crate) const E_CORRUPT: usize = 64;
+const E_FILTER_LEN: usize = 72;
+const E_FILTER: usize = 80;
 const E_FILTER_MAX: usize = layout::SUB_REC - E_FILTER;
 
 pub(crate) const G_STATE: usize = 0;
@@ -76,7 +77,7 @@ pub(crate) fn alloc_sub(ring: &Ring, filter: &str, group: Option<usize>, pos: u6
                 mem.u64_at(e + E_START).store(start, Relaxed);
                 mem.u64_at(e + E_POSITION).store(pos, Relaxed);
                 mem.u64_at(e + E_NEXT_SEQ).store(seq, Relaxed);
-                for f in [E_DELIVERED, E_MISSED, E_ABANDONED] {
+                for f in [E_DELIVERED, E_MISSED, E_ABANDONED, E_CORRUPT] {
                     mem.u64_at(e + f).store(0, Relaxed);
                 }
                 mem.u64_at(e + E_GROUP)
@@ -133,6 +134,7 @@ pub(crate) struct SubRow {
     pub delivered: u64,
     pub missed: u64,
     pub abandoned: u64,
+    pub corrupt: u64,
     pub group: Option<usize>,
     pub filter: String,
 }
@@ -156,6 +158,7 @@ pub(crate) fn sub_rows(ring: &Ring) -> Vec<SubRow> {
                 delivered: mem.u64_at(e + E_DELIVERED).load(Relaxed),
                 missed: mem.u64_at(e + E_MISSED).load(Relaxed),
                 abandoned: mem.u64_at(e + E_ABANDONED).load(Relaxed),
+                corrupt: mem.u64_at(e + E_CORRUPT).load(Relaxed),
                 group: (g > 0 && g <= ring.l.n_groups).then(|| g - 1),
                 filter: read_str(mem, e + E_FILTER_LEN, e + E_FILTER, E_FILTER_MAX),
             })

@@ -254,6 +254,16 @@ impl Ring {
         }
     }
 
+    /// Compute and store the checksum of the (fully written) frame at `pos`.
+    pub(crate) fn seal_checksum(&self, pos: u64, len: usize, scratch: &mut Vec<u8>) {
+        let off = self.l.data(pos);
+        scratch.resize(len, 0);
+        // Our own claimed bytes (W1): nobody else writes them.
+        self.mem.read(off, scratch);
+        let c = crate::frame::checksum(scratch);
+        self.mem.write(off + HEADER_LEN - 4, &c.to_le_bytes());
+    }
+
     /// Make the frame at `pos` visible to readers (invariant R1).
     #[inline]
     pub(crate) fn commit(&self, pos: u64, len: usize) {

@@ -78,6 +78,7 @@ pub(crate) struct Segment {
     pub(crate) name: String,
     base: *mut u8,
     len: usize,
+    guard: crate::sigbus::Registration,
     pub(crate) header: SegmentHeader,
     pub(crate) ring: Ring,
 }
@@ -90,6 +91,8 @@ unsafe impl Sync for Segment {}
 
 impl Drop for Segment {
     fn drop(&mut self) {
+        // Unregister from the SIGBUS table before the range is unmapped.
+        drop(std::mem::replace(&mut self.guard, crate::sigbus::Registration::none()));
         // SAFETY: `base`/`len` come from a successful mmap and are unmapped once.
         unsafe { libc::munmap(self.base.cast(), self.len) };
     }
@@ -214,10 +217,12 @@ impl Segment {
         ring.init();
         mem.u64_at(layout::OFF_READY)
             .store(layout::READY, std::sync::atomic::Ordering::Release);
+        let guard = crate::sigbus::register(base, layout.segment_len);
         Ok(Segment {
             name: name.into(),
             base,
             len: layout.segment_len,
+            guard,
             header,
             ring,
         })
@@ -286,10 +291,12 @@ impl Segment {
             let layout = validate_header(&header, len).map_err(incompatible)?;
             let ring = Ring { mem, l: layout };
             std::mem::forget(seg_guard);
+            let guard = crate::sigbus::register(base, len);
             return Ok(Segment {
                 name: name.into(),
                 base,
                 len,
+                guard,
                 header,
                 ring,
             });
@@ -306,6 +313,17 @@ impl Segment {
                 Some(libc::ENOENT) => Error::NotFound { name: name.into() },
                 Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied { name: name.into() },
                 _ => Error::io(format!("shm_unlink bus {name:?}"), e),
+            });
+        }
+        Ok(())
+    }
+
+    /// Fail if another process truncated the segment under us (sigbus.rs).
+    pub(crate) fn check_truncated(&self) -> Result<()> {
+        if self.guard.truncated() {
+            return Err(Error::Incompatible {
+                name: self.name.clone(),
+                reason: "segment was truncated by another process; the bus is unusable".into(),
             });
         }
         Ok(())

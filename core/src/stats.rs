@@ -25,6 +25,8 @@ pub struct SubscriberStats {
     pub missed: u64,
     /// Abandoned claims skipped.
     pub abandoned: u64,
+    /// Frames dropped because their checksum did not match.
+    pub corrupt: u64,
 }
 
 /// One consumer group in [`Stats::groups`].

@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::filter::Matcher;
 use crate::frame::{Frame, FrameHeader, Kind, HEADER_LEN};
 use crate::registry::{
-    self, E_ABANDONED, E_DELIVERED, E_MISSED, E_NEXT_SEQ, E_POSITION, G_CURSOR, G_DELIVERED, G_MISSED,
+    self, E_ABANDONED, E_CORRUPT, E_DELIVERED, E_MISSED, E_NEXT_SEQ, E_POSITION, G_CURSOR, G_DELIVERED, G_MISSED,
 };
 use crate::ring::Read;
 use crate::wait::{self, WaitStrategy};
@@ -75,6 +75,8 @@ pub struct Subscriber {
     delivered: u64,
     missed: u64,
     abandoned: u64,
+    corrupt: u64,
+    checksum: bool,
     stuck: Option<(u64, Instant)>,
     claim_timeout: Duration,
 }
@@ -124,6 +126,7 @@ impl Subscriber {
         }
         let entry = registry::alloc_sub(ring, filter, None, pos, next_seq)?;
         let claim_timeout = shared.claim_timeout;
+        let checksum = shared.checksum;
         Ok(Subscriber {
             shared,
             entry,
@@ -137,6 +140,8 @@ impl Subscriber {
             delivered: 0,
             missed,
             abandoned: 0,
+            corrupt: 0,
+            checksum,
             stuck: None,
             claim_timeout,
         })
@@ -158,6 +163,7 @@ impl Subscriber {
             .load();
         let entry = registry::alloc_sub(&shared.seg.ring, filter, Some(index), pos, seq)?;
         let claim_timeout = shared.claim_timeout;
+        let checksum = shared.checksum;
         Ok(Subscriber {
             shared,
             entry,
@@ -171,6 +177,8 @@ impl Subscriber {
             delivered: 0,
             missed: 0,
             abandoned: 0,
+            corrupt: 0,
+            checksum,
             stuck: None,
             claim_timeout,
         })
@@ -188,6 +196,11 @@ impl Subscriber {
     /// Claims skipped because their producer died before committing.
     pub fn abandoned(&self) -> u64 {
         self.abandoned
+    }
+    /// Frames dropped because their checksum did not match (only with
+    /// `Config::checksum(true)`).
+    pub fn corrupt(&self) -> u64 {
+        self.corrupt
     }
     /// The group this subscriber belongs to, if any.
     pub fn group(&self) -> Option<&str> {
@@ -231,7 +244,9 @@ impl Subscriber {
 
     /// Next matching frame if one is ready now, without waiting.
     pub fn try_recv(&mut self) -> Result<Option<Frame<'_>>> {
+        self.shared.seg.check_truncated()?;
         self.ready = self.step();
+        self.shared.seg.check_truncated()?;
         Ok(self.ready.then(|| self.current()))
     }
 
@@ -239,7 +254,9 @@ impl Subscriber {
     pub fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Frame<'_>>> {
         let mem = self.shared.seg.ring.mem;
         let strategy = self.wait;
+        self.shared.seg.check_truncated()?;
         let got = wait::wait_for(&mem, strategy, deadline, || self.step().then_some(()));
+        self.shared.seg.check_truncated()?;
         self.ready = got.is_some();
         Ok(self.ready.then(|| self.current()))
     }
@@ -259,6 +276,26 @@ impl Subscriber {
             Cursor::Own { .. } => self.step_own(),
             Cursor::Group { index } => self.step_group(index),
         }
+    }
+
+    /// With checksums on, is the copied frame intact? Counts it if not.
+    fn intact(&mut self, len: usize) -> bool {
+        let ok = self.intact_peek(len);
+        if !ok {
+            self.corrupt += 1;
+        }
+        ok
+    }
+
+    /// Like `intact` but without counting (group members count only after
+    /// winning the cursor).
+    fn intact_peek(&self, len: usize) -> bool {
+        if !self.checksum {
+            return true;
+        }
+        let (h, _) = FrameHeader::read_from_prefix(&self.buf[..]).expect("validated frame");
+        h.kind == Kind::Padding as u8
+            || (h.flags & crate::frame::FLAG_CHECKSUM != 0 && crate::frame::checksum(&self.buf[..len]) == h.checksum)
     }
 
     /// Decide whether the validated frame in `buf` is delivered.
@@ -282,6 +319,7 @@ impl Subscriber {
         ring.mem.u64_at(e + E_DELIVERED).store(self.delivered, Relaxed);
         ring.mem.u64_at(e + E_MISSED).store(self.missed, Relaxed);
         ring.mem.u64_at(e + E_ABANDONED).store(self.abandoned, Relaxed);
+        ring.mem.u64_at(e + E_CORRUPT).store(self.corrupt, Relaxed);
     }
 
     /// Has the claim at `pos` stayed uncommitted past the claim timeout?
@@ -325,6 +363,10 @@ impl Subscriber {
                     let (h, _) = FrameHeader::read_from_prefix(&self.buf[..]).expect("validated frame");
                     pos += len as u64;
                     self.stuck = None;
+                    if !self.intact(len) {
+                        next_seq += 1; // a real frame holds exactly one seq
+                        continue;
+                    }
                     if h.seq < next_seq {
                         continue; // cannot happen with an honest producer
                     }
@@ -370,8 +412,13 @@ impl Subscriber {
             match ring.read(pos, &mut self.buf) {
                 Read::Frame { len } => {
                     let (h, _) = FrameHeader::read_from_prefix(&self.buf[..]).expect("validated frame");
-                    let next_seq = if h.seq < seq { seq } else { h.seq + 1 };
+                    let intact = self.intact_peek(len);
+                    let next_seq = if !intact || h.seq < seq { seq + 1 } else { h.seq + 1 };
                     if !cursor.cas((pos, seq), (pos + len as u64, next_seq)) {
+                        continue;
+                    }
+                    if !intact {
+                        self.corrupt += 1;
                         continue;
                     }
                     self.stuck = None;
