@@ -27,7 +27,7 @@ test-rust:
 
 # Model-check the ring protocol (core/src/ring.rs, loom_tests).
 test-loom:
-	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 $(CARGO) test -p shmbus --release --lib --target-dir target/loom -- loom
+	RUSTFLAGS="--cfg loom" $(CARGO) test -p shmbus --release --lib --target-dir target/loom -- loom --nocapture
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -204,26 +204,27 @@ impl Mem {
     pub(crate) fn tail(&self, _off: usize) -> Tail<'_> {
         Tail(&self.words.1)
     }
-    fn rmw_bytes(&self, off: usize, len: usize, mut f: impl FnMut(usize, &mut [u8; 8])) {
-        use crate::sync::Ordering::Relaxed;
-        let mut o = off & !7;
-        while o < off + len {
-            let w = self.u64_at(o);
-            let mut b = w.load(Relaxed).to_le_bytes();
-            f(o, &mut b);
-            w.store(u64::from_le_bytes(b), Relaxed);
-            o += 8;
-        }
-    }
     pub(crate) fn write(&self, off: usize, src: &[u8]) {
-        self.rmw_bytes(off, src.len(), |o, b| {
+        use crate::sync::Ordering::Relaxed;
+        let end = off + src.len();
+        let mut o = off & !7;
+        while o < end {
+            let w = self.u64_at(o);
+            // Whole words are plain stores; partial words keep their other bytes.
+            let mut b = if o >= off && o + 8 <= end {
+                [0u8; 8]
+            } else {
+                w.load(Relaxed).to_le_bytes()
+            };
             for (i, byte) in b.iter_mut().enumerate() {
                 let a = o + i;
-                if a >= off && a < off + src.len() {
+                if a >= off && a < end {
                     *byte = src[a - off];
                 }
             }
-        });
+            w.store(u64::from_le_bytes(b), Relaxed);
+            o += 8;
+        }
     }
     pub(crate) fn zero(&self, off: usize, len: usize) {
         self.write(off, &vec![0; len]);

@@ -417,7 +417,9 @@ fn data_offset(name: &str) -> u64 {
     let f = std::fs::File::open(format!("/dev/shm/shmbus.{name}")).unwrap();
     let mut buf = vec![0u8; std::mem::size_of::<shmbus::layout::SegmentHeader>()];
     f.read_exact_at(&mut buf, 0).unwrap();
-    shmbus::layout::SegmentHeader::read_from_bytes(&buf[..]).unwrap().off_data
+    shmbus::layout::SegmentHeader::read_from_bytes(&buf[..])
+        .unwrap()
+        .off_data
 }
 
 #[test]
@@ -429,7 +431,10 @@ fn checksum_detects_a_scribbled_payload_and_drops_the_frame() {
     bus.publish("t", b"first frame payload").unwrap();
     let good = bus.publish("t", b"second").unwrap();
     // Flip one payload byte of the first frame (header 96 + topic 1).
-    let f = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm/shmbus.{}", name.as_str())).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/shmbus.{}", name.as_str()))
+        .unwrap();
     f.write_at(b"X", data_offset(&name) + 96 + 1 + 3).unwrap();
     let got = sub.recv_timeout(T).unwrap().unwrap();
     assert_eq!((got.seq(), got.payload()), (good, &b"second"[..]));
@@ -446,7 +451,10 @@ fn without_checksum_a_scribbled_payload_is_not_detected_but_headers_are_validate
     let mut sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
     bus.publish("t", b"payload").unwrap();
     let second = bus.publish("t", b"next").unwrap();
-    let f = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm/shmbus.{}", name.as_str())).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/shmbus.{}", name.as_str()))
+        .unwrap();
     // Scribble the first frame's recorded position: validation refuses it and
     // the reader skips it after the claim timeout.
     f.write_at(&[0xEE; 8], data_offset(&name) + 8).unwrap();

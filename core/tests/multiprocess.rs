@@ -160,17 +160,12 @@ fn role_member() {
     println!("RESULT ready=1");
     let mut got = vec![];
     let mut started = false;
-    loop {
-        match sub
-            .recv_timeout(Duration::from_millis(if started { 1500 } else { 20_000 }))
-            .unwrap()
-        {
-            Some(f) => {
-                started = true;
-                got.push(check_payload(f.payload()));
-            }
-            None => break,
-        }
+    while let Some(f) = sub
+        .recv_timeout(Duration::from_millis(if started { 1500 } else { 20_000 }))
+        .unwrap()
+    {
+        started = true;
+        got.push(check_payload(f.payload()));
     }
     for (p, i) in got {
         println!("RESULT p={p} i={i}");
@@ -325,17 +320,14 @@ fn killed_producers_do_not_stop_the_others() {
     let mut rng = 12345u64;
     let mut steady_seen = 0u64;
     let mut next_steady = 0u64;
-    let mut drain = |sub: &mut shmbus::Subscriber| loop {
-        match sub.try_recv().unwrap() {
-            Some(f) => {
-                let (p, i) = check_payload(f.payload());
-                if p == 7 {
-                    assert!(i >= next_steady);
-                    next_steady = i + 1;
-                    steady_seen += 1;
-                }
+    let mut drain = |sub: &mut shmbus::Subscriber| {
+        while let Some(f) = sub.try_recv().unwrap() {
+            let (p, i) = check_payload(f.payload());
+            if p == 7 {
+                assert!(i >= next_steady);
+                next_steady = i + 1;
+                steady_seen += 1;
             }
-            None => break,
         }
     };
     for k in 0..40 {
@@ -430,10 +422,7 @@ fn killed_subscriber_entry_is_reclaimed_and_no_longer_blocks() {
     for i in 0..5_000u64 {
         bus.publish("t", &make_payload(1, i, 200)).unwrap();
     }
-    assert_eq!(
-        bus.reap() + bus.stats().subscribers.len(),
-        0 + bus.stats().subscribers.len()
-    );
+    bus.reap();
     assert!(bus.stats().subscribers.is_empty(), "dead entry must be reclaimed");
     // And a live slow subscriber does block.
     let _sub = bus
