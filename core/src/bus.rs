@@ -210,9 +210,20 @@ impl Bus {
                 },
             ),
         };
-        res.map_err(|ClaimError::Full| {
-            ring.counter(layout::OFF_REJECTED).fetch_add(1, Relaxed);
-            Error::Full
+        res.map_err(|e| match e {
+            ClaimError::Full => {
+                ring.counter(layout::OFF_REJECTED).fetch_add(1, Relaxed);
+                Error::Full
+            }
+            ClaimError::Corrupt => match self.shared.seg.check_truncated() {
+                Err(truncated) => truncated,
+                Ok(()) => Error::Incompatible {
+                    name: self.name().to_string(),
+                    reason: "the tail contradicts the partition states: the segment was overwritten by another \
+                             process"
+                        .into(),
+                },
+            },
         })
     }
 
@@ -239,10 +250,16 @@ impl Bus {
         }
     }
 
-    fn finish(&self, slot: &ThreadSlot, pos: u64, len: usize) {
+    /// Commit a written frame. `checksum`: the CRC computed from the
+    /// producer's private copy (publish), or `None` to compute it from the
+    /// segment (zero-copy claims, whose bytes only exist there).
+    fn finish(&self, slot: &ThreadSlot, pos: u64, len: usize, checksum: Option<u32>) {
         let ring = &self.shared.seg.ring;
         if self.shared.checksum {
-            CHECKSUM_SCRATCH.with(|s| ring.seal_checksum(pos, len, &mut s.borrow_mut()));
+            match checksum {
+                Some(c) => ring.store_checksum(pos, c),
+                None => CHECKSUM_SCRATCH.with(|s| ring.seal_checksum(pos, len, &mut s.borrow_mut())),
+            }
         }
         ring.commit(pos, len);
         ring.release(slot.index);
@@ -282,7 +299,11 @@ impl Bus {
             let (pos, seq) = self.reserve(slot, len)?;
             let h = self.header(meta, pos, seq, topic, payload.len());
             self.shared.seg.ring.write_frame(pos, &h, topic.as_bytes(), payload);
-            self.finish(slot, pos, len);
+            let crc = self
+                .shared
+                .checksum
+                .then(|| crate::frame::checksum_parts(&h, topic.as_bytes(), payload, len));
+            self.finish(slot, pos, len, crc);
             Ok(seq)
         })?;
         self.shared.seg.check_truncated()?;
@@ -465,7 +486,7 @@ impl Claim<'_> {
         let bus = self.bus;
         let _ = producer::with_slot(&bus.shared, |slot| {
             slot.claim_outstanding.set(false);
-            bus.finish(slot, self.pos, self.len);
+            bus.finish(slot, self.pos, self.len, None);
             Ok(())
         });
         self.seq

@@ -97,6 +97,19 @@ pub fn checksum(frame: &[u8]) -> u32 {
     crc32c::crc32c_append(c, &frame[HEADER_LEN..])
 }
 
+/// [`checksum`] of the frame these parts make (`total_len` bytes, zero
+/// padded), computed from private memory rather than from the segment, so
+/// bytes scribbled into the segment while the frame is written are caught.
+pub fn checksum_parts(header: &FrameHeader, topic: &[u8], payload: &[u8], total_len: usize) -> u32 {
+    const CK: usize = HEADER_LEN - 4;
+    let h = zerocopy::IntoBytes::as_bytes(header);
+    let mut c = crc32c::crc32c(&h[8..CK]);
+    c = crc32c::crc32c_append(c, topic);
+    c = crc32c::crc32c_append(c, payload);
+    let pad = total_len - HEADER_LEN - topic.len() - payload.len();
+    crc32c::crc32c_append(c, &[0u8; 8][..pad])
+}
+
 /// What a frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[repr(u8)]

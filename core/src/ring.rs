@@ -19,6 +19,16 @@ use crate::layout::{self, Layout};
 use crate::mem::Mem;
 use crate::sync::{fence, spin_hint, Ordering::*};
 
+/// How long a rotation waits for one live producer still writing into the
+/// term being evicted before treating its claim as abandoned.
+#[cfg(not(loom))]
+const STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Positions and seqs read from the segment at or above this are garbage
+/// (2^62 bytes at 10 GB/s is 14 years): refusing them keeps all the
+/// arithmetic derived from them free of overflow.
+pub(crate) const MAX_POS: u64 = 1 << 62;
+
 /// Bit 0 of the tail position: rotation in progress.
 pub(crate) const ROT: u64 = 1;
 
@@ -63,6 +73,9 @@ impl Gate for AlwaysEvict {
 pub(crate) enum ClaimError {
     /// The gate refused to evict.
     Full,
+    /// The tail contradicts the partition states: the segment was scribbled
+    /// over or truncated by another process.
+    Corrupt,
 }
 
 #[inline]
@@ -110,7 +123,7 @@ impl Ring {
     #[inline]
     pub(crate) fn tail(&self) -> (u64, u64) {
         let (p, s) = self.mem.tail(layout::OFF_TAIL).load();
-        (p & !ROT, s)
+        ((p & !7).min(MAX_POS), s.min(MAX_POS))
     }
 
     #[inline]
@@ -132,8 +145,15 @@ impl Ring {
         let (parts, size) = (self.l.parts, self.l.part_size);
         let tail = self.mem.tail(layout::OFF_TAIL);
         let active = self.slot_word(slot, S_ACTIVE);
+        // With an honest segment a stale tail resolves within a few retries
+        // (the tail moved on); a tail that keeps contradicting the partition
+        // state was scribbled (or the segment truncated): report, never spin.
+        let mut stale = 0u32;
         loop {
             let (p, s) = tail.load();
+            if p & (7 & !ROT) != 0 || p >= MAX_POS || s >= MAX_POS {
+                return Err(ClaimError::Corrupt);
+            }
             if p & ROT != 0 {
                 self.help_rotate(p & !ROT, s, Some(slot));
                 continue;
@@ -144,6 +164,10 @@ impl Ring {
                 if self.part_word(term % parts, P_STATE).load(SeqCst) != state_stable(term, parts) {
                     // Stale tail: the term was already evicted. Retry.
                     active.store(0, Release);
+                    stale += 1;
+                    if stale > 100_000 {
+                        return Err(ClaimError::Corrupt);
+                    }
                     spin_hint();
                     continue;
                 }
@@ -175,15 +199,17 @@ impl Ring {
         let a = term % parts;
         let b = next % parts;
         self.part_word(a, P_END).fetch_max(p | 1, AcqRel);
+        // Read both bases *before* raising the state: if our fetch_max turns
+        // out to be the first, nobody had started this rotation when we read
+        // them, so they are still the bases of terms E and E+1 (once we raise
+        // the state, faster helpers may finish this and later rotations).
         let old_base = self.part_word(b, P_BASE).load(Acquire);
+        let next_base = self.part_word((next + 1) % parts, P_BASE).load(Acquire);
         let prev = self.part_word(b, P_STATE).fetch_max(state_init(next, parts), SeqCst);
         if let Some(e) = next.checked_sub(parts) {
             self.wait_for_writers(e, own_slot);
             if prev < state_init(next, parts) {
-                // We are the unique initialiser (first to raise the state), so
-                // `old_base` is still term E's base. Term E+1 is not evicted
-                // while the tail is in ROT, so its base is stable.
-                let next_base = self.part_word((e + 1) % parts, P_BASE).load(Acquire);
+                // We are the unique initialiser: count term E's frames.
                 let n = if e + 1 == next { s } else { next_base };
                 self.counter(layout::OFF_EVICTED)
                     .fetch_add(n.saturating_sub(old_base), Relaxed);
@@ -203,13 +229,23 @@ impl Ring {
             }
             let active = self.slot_word(i, S_ACTIVE);
             let mut spins = 0u32;
+            #[cfg(not(loom))]
+            let started = std::time::Instant::now();
             loop {
                 let a = active.load(SeqCst);
                 if a == 0 || a - 1 > e {
                     break;
                 }
                 spins = spins.wrapping_add(1);
-                if spins % 1024 == 0 && self.slot_owner_dead(i) {
+                // A live writer is waited for (that is the point, W2), but not
+                // forever: a process stopped in a debugger or a scribbled slot
+                // must not wedge every producer. Past STALL_LIMIT the slot is
+                // treated as abandoned.
+                #[cfg(not(loom))]
+                let stalled = spins % 1024 == 0 && started.elapsed() > STALL_LIMIT;
+                #[cfg(loom)]
+                let stalled = false;
+                if stalled || (spins % 1024 == 0 && self.slot_owner_dead(i)) {
                     if active.compare_exchange(a, 0, SeqCst, Relaxed).is_ok() {
                         self.counter(layout::OFF_ABANDONED).fetch_add(1, Relaxed);
                     }
@@ -264,6 +300,11 @@ impl Ring {
         self.mem.write(off + HEADER_LEN - 4, &c.to_le_bytes());
     }
 
+    /// Store a checksum computed from the producer's private copy.
+    pub(crate) fn store_checksum(&self, pos: u64, c: u32) {
+        self.mem.write(self.l.data(pos) + HEADER_LEN - 4, &c.to_le_bytes());
+    }
+
     /// Make the frame at `pos` visible to readers (invariant R1).
     #[inline]
     pub(crate) fn commit(&self, pos: u64, len: usize) {
@@ -297,6 +338,9 @@ impl Ring {
     /// Try to read the frame at `pos` into `buf` (see "Reading" above).
     pub(crate) fn read(&self, pos: u64, buf: &mut Vec<u8>) -> Read {
         let (parts, size) = (self.l.parts, self.l.part_size);
+        if pos >= MAX_POS {
+            return Read::Lapped;
+        }
         let term = pos / size;
         let i = term % parts;
         let st = self.part_word(i, P_STATE).load(Acquire);
@@ -304,6 +348,7 @@ impl Ring {
         if st != want {
             return if st > want { Read::Lapped } else { Read::Empty };
         }
+        let base = self.part_word(i, P_BASE).load(Acquire);
         let end = self.part_word(i, P_END).load(Acquire);
         if end & 1 == 1 {
             let e = end & !1;
@@ -330,7 +375,10 @@ impl Ring {
         match zerocopy::FromBytes::read_from_prefix(&buf[..]) {
             Ok((h, _)) => {
                 let h: FrameHeader = h;
-                if h.validate(pos, len).is_err() {
+                // A term of S bytes holds fewer than S / HEADER_LEN frames, so
+                // a seq outside that window was scribbled: never trust it.
+                let max_frames = size / HEADER_LEN as u64;
+                if h.validate(pos, len).is_err() || h.seq < base || h.seq - base > max_frames {
                     return Read::Empty;
                 }
             }
@@ -340,10 +388,16 @@ impl Ring {
     }
 
     /// Oldest retained position and the seq of its first frame.
+    /// With an honest segment this settles within a few retries (a rotation
+    /// in progress); if the words never agree (scribbled), it falls back to
+    /// the tail so that a reader skips ahead instead of spinning.
     pub(crate) fn oldest(&self) -> (u64, u64) {
         let (parts, size) = (self.l.parts, self.l.part_size);
-        loop {
+        for _ in 0..10_000 {
             let (p, _) = self.mem.tail(layout::OFF_TAIL).load();
+            if p >= MAX_POS {
+                break;
+            }
             let rot = p & ROT != 0;
             let cur = (p & !ROT) / size;
             let mut first = (cur + 1).saturating_sub(parts);
@@ -360,6 +414,7 @@ impl Ring {
             }
             spin_hint();
         }
+        self.tail()
     }
 
     /// After a claim at `pos` stayed uncommitted past the claim timeout, find

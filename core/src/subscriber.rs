@@ -361,19 +361,19 @@ impl Subscriber {
             match ring.read(pos, &mut self.buf) {
                 Read::Frame { len } => {
                     let (h, _) = FrameHeader::read_from_prefix(&self.buf[..]).expect("validated frame");
-                    pos += len as u64;
+                    pos = pos.wrapping_add(len as u64);
                     self.stuck = None;
                     if !self.intact(len) {
-                        next_seq += 1; // a real frame holds exactly one seq
+                        next_seq = next_seq.saturating_add(1); // a real frame holds exactly one seq
                         continue;
                     }
                     if h.seq < next_seq {
                         continue; // cannot happen with an honest producer
                     }
                     if h.seq > next_seq {
-                        self.abandoned += h.seq - next_seq;
+                        self.abandoned = self.abandoned.saturating_add(h.seq - next_seq);
                     }
-                    next_seq = h.seq + 1;
+                    next_seq = h.seq.saturating_add(1);
                     if self.deliverable(&h) {
                         self.delivered += 1;
                         found = true;
@@ -383,10 +383,12 @@ impl Subscriber {
                 Read::End { next } => pos = next,
                 Read::Lapped => {
                     let (p, s) = ring.oldest();
+                    // Never trust a base seq beyond the tail (scribbled).
+                    let s = s.min(ring.tail().1);
                     if s > next_seq {
-                        self.missed += s - next_seq;
-                        next_seq = s;
+                        self.missed = self.missed.saturating_add(s - next_seq);
                     }
+                    next_seq = s;
                     pos = p;
                 }
                 Read::Empty => match self.skip_abandoned(pos) {
@@ -413,7 +415,11 @@ impl Subscriber {
                 Read::Frame { len } => {
                     let (h, _) = FrameHeader::read_from_prefix(&self.buf[..]).expect("validated frame");
                     let intact = self.intact_peek(len);
-                    let next_seq = if !intact || h.seq < seq { seq + 1 } else { h.seq + 1 };
+                    let next_seq = if !intact || h.seq < seq {
+                        seq.saturating_add(1)
+                    } else {
+                        h.seq.saturating_add(1)
+                    };
                     if !cursor.cas((pos, seq), (pos + len as u64, next_seq)) {
                         continue;
                     }
@@ -424,7 +430,7 @@ impl Subscriber {
                     self.stuck = None;
                     last = (pos + len as u64, next_seq);
                     if h.seq > seq {
-                        self.abandoned += h.seq - seq;
+                        self.abandoned = self.abandoned.saturating_add(h.seq - seq);
                     }
                     if self.deliverable(&h) {
                         self.delivered += 1;
@@ -438,9 +444,9 @@ impl Subscriber {
                 }
                 Read::Lapped => {
                     let (p, s) = ring.oldest();
-                    let s = s.max(seq);
+                    let s = s.min(ring.tail().1).max(seq);
                     if cursor.cas((pos, seq), (p, s)) {
-                        self.missed += s - seq;
+                        self.missed = self.missed.saturating_add(s - seq);
                         ring.mem.u64_at(g + G_MISSED).fetch_add(s - seq, Relaxed);
                     }
                 }
