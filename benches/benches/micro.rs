@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
 use shmbus::{Bus, Config, Filter, Start, SubscribeOptions, WaitStrategy};
 
@@ -69,11 +69,22 @@ fn publish(c: &mut Criterion) {
     });
     let q: ArrayQueue<[u8; 64]> = ArrayQueue::new(1024);
     g.bench_function("crossbeam/push", |b| {
-        b.iter_batched(
-            || while q.pop().is_some() {},
-            |()| q.push(black_box(payload)).expect("room"),
-            BatchSize::SmallInput,
-        )
+        // Push into an emptied queue; draining happens outside the timing.
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(q.capacity() as u64);
+                while q.pop().is_some() {}
+                let t = Instant::now();
+                for _ in 0..n {
+                    q.push(black_box(payload)).expect("room");
+                }
+                total += t.elapsed();
+                left -= n;
+            }
+            total
+        })
     });
     g.finish();
 }

@@ -28,7 +28,9 @@ thread_local! {
 pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) seg: Segment,
-    pub(crate) slots: Mutex<Vec<usize>>,
+    /// Producer slots handed out to threads, with the fork generation of
+    /// the process that took them (a forked child must not free the parent's).
+    pub(crate) slots: Mutex<Vec<(usize, u64)>>,
     pub(crate) overflow: Overflow,
     pub(crate) max_frame_size: usize,
     pub(crate) claim_timeout: Duration,
@@ -39,8 +41,11 @@ pub(crate) struct Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         let slots = std::mem::take(&mut *self.slots.lock().unwrap_or_else(|e| e.into_inner()));
-        for i in slots {
-            producer::free_slot(&self.seg.ring, i);
+        let generation = crate::liveness::fork_generation();
+        for (i, g) in slots {
+            if g == generation {
+                producer::free_slot(&self.seg.ring, i);
+            }
         }
     }
 }
@@ -236,7 +241,7 @@ impl Bus {
             correlation_id: meta.correlation.id.to_le_bytes(),
             parent_id: meta.correlation.parent.to_le_bytes(),
             root_id: meta.correlation.root.to_le_bytes(),
-            producer: std::process::id(),
+            producer: crate::liveness::pid(),
             payload_len: payload_len as u32,
             kind: meta.kind as u8,
             event_type: meta.event_type as u8,

@@ -139,12 +139,37 @@ fn quote(s: &str) -> String {
 /// assert!(validate_topic("has space").is_err());
 /// ```
 pub fn validate_topic(topic: &str) -> Result<(), FilterError> {
+    if plain_ascii_topic(topic.as_bytes()) {
+        return Ok(());
+    }
     check_text(topic, false)
         .and_then(|()| check_levels(topic))
         .map_err(|reason| FilterError::InvalidTopic {
             topic: topic.to_owned(),
             reason,
         })
+}
+
+/// Fast path of [`validate_topic`] for the common case, one pass over the
+/// bytes: printable ASCII without wildcards, no empty level. Anything else
+/// goes through the full check (which also words the error).
+#[inline]
+fn plain_ascii_topic(t: &[u8]) -> bool {
+    if t.is_empty() || t.len() > MAX_TOPIC_LEN || t[0] == b'.' || t[t.len() - 1] == b'.' {
+        return false;
+    }
+    let mut prev_dot = false;
+    for &b in t {
+        if !(0x21..=0x7e).contains(&b) || b == b'+' || b == b'#' {
+            return false;
+        }
+        let dot = b == b'.';
+        if dot && prev_dot {
+            return false;
+        }
+        prev_dot = dot;
+    }
+    true
 }
 
 /// Checks length and characters shared by topics and patterns.

@@ -5,19 +5,57 @@
 //! boot); an entry is alive only if a process with that pid exists *and*
 //! started at that time.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::Once;
+
+// The pid is cached (getpid is a system call, and publish records it in
+// every frame); a pthread_atfork child handler refreshes it after fork() and
+// bumps the fork generation so per-thread state of the parent (producer
+// slots) is not reused by the child.
+static PID: AtomicU32 = AtomicU32::new(0);
+static START: AtomicU64 = AtomicU64::new(u64::MAX);
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+static INIT: Once = Once::new();
+
+extern "C" fn after_fork_in_child() {
+    // Only async-signal-safe work here: getpid and atomics.
+    // SAFETY: getpid has no preconditions.
+    PID.store(unsafe { libc::getpid() } as u32, Relaxed);
+    START.store(u64::MAX, Relaxed);
+    FORK_GENERATION.fetch_add(1, Relaxed);
+}
+
+fn init() {
+    INIT.call_once(|| {
+        PID.store(std::process::id(), Relaxed);
+        // SAFETY: registers a handler that only touches atomics and getpid.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+}
+
+/// Pid of the calling process (cached; no system call).
+#[inline]
+pub fn pid() -> u32 {
+    init();
+    PID.load(Relaxed)
+}
+
+/// Incremented in a child after every fork().
+#[inline]
+pub fn fork_generation() -> u64 {
+    init();
+    FORK_GENERATION.load(Relaxed)
+}
 
 /// `(pid, start time)` of the calling process.
 pub fn current() -> (u32, u64) {
-    static ME: OnceLock<(u32, u64)> = OnceLock::new();
-    let pid = std::process::id();
-    let (cached_pid, start) = *ME.get_or_init(|| (pid, start_time(pid).unwrap_or(0)));
-    if cached_pid == pid {
-        (pid, start)
-    } else {
-        // After fork() the cache belongs to the parent.
-        (pid, start_time(pid).unwrap_or(0))
+    let pid = pid();
+    let mut start = START.load(Relaxed);
+    if start == u64::MAX {
+        start = start_time(pid).unwrap_or(0);
+        START.store(start, Relaxed);
     }
+    (pid, start)
 }
 
 /// Start time of `pid` in clock ticks since boot, if it exists.

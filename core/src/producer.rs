@@ -19,6 +19,7 @@ use crate::ring::{Ring, S_ACTIVE, S_OWNER, S_PUBLISHED, S_START};
 /// Per-thread handle on a producer slot.
 pub(crate) struct ThreadSlot {
     bus_id: u64,
+    fork_generation: u64,
     shared: Weak<Shared>,
     pub(crate) index: usize,
     pub(crate) claim_outstanding: Cell<bool>,
@@ -27,12 +28,15 @@ pub(crate) struct ThreadSlot {
 
 impl Drop for ThreadSlot {
     fn drop(&mut self) {
+        if self.fork_generation != liveness::fork_generation() {
+            return; // inherited from the parent process: not ours to free
+        }
         if let Some(shared) = self.shared.upgrade() {
             shared
                 .slots
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .retain(|&i| i != self.index);
+                .retain(|&(i, _)| i != self.index);
             free_slot(&shared.seg.ring, self.index);
         }
     }
@@ -45,18 +49,23 @@ thread_local! {
 /// Run `f` with this thread's slot on `shared`, allocating one if needed.
 pub(crate) fn with_slot<R>(shared: &Arc<Shared>, f: impl FnOnce(&ThreadSlot) -> Result<R>) -> Result<R> {
     SLOTS.with(|slots| {
+        let generation = liveness::fork_generation();
         {
             let slots = slots.borrow();
-            if let Some(s) = slots.iter().find(|s| s.bus_id == shared.id) {
+            if let Some(s) = slots
+                .iter()
+                .find(|s| s.bus_id == shared.id && s.fork_generation == generation)
+            {
                 return f(s);
             }
         }
         let index = allocate(shared)?;
         let mut v = slots.borrow_mut();
         // Forget entries of bus handles that are gone.
-        v.retain(|s| s.shared.strong_count() > 0);
+        v.retain(|s| s.shared.strong_count() > 0 && s.fork_generation == generation);
         v.push(ThreadSlot {
             bus_id: shared.id,
+            fork_generation: generation,
             shared: Arc::downgrade(shared),
             index,
             claim_outstanding: Cell::new(false),
@@ -80,7 +89,14 @@ fn allocate(shared: &Arc<Shared>) -> Result<usize> {
                     return Err(Error::ProducerConflict { pid: owner as u32 });
                 }
                 reclaim(ring, i, owner);
-            } else if owner == u64::from(pid) && !shared.slots.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            } else if owner == u64::from(pid)
+                && shared
+                    .slots
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .any(|&(_, g)| g == liveness::fork_generation())
+            {
                 return Err(Error::ProducerConflict { pid });
             }
         }
@@ -92,7 +108,11 @@ fn allocate(shared: &Arc<Shared>) -> Result<usize> {
                 ring.slot_word(i, S_START).store(start, Release);
                 ring.slot_word(i, S_PUBLISHED).store(0, Relaxed);
                 ring.slot_word(i, S_ACTIVE).store(0, Release);
-                shared.slots.lock().unwrap_or_else(|e| e.into_inner()).push(i);
+                shared
+                    .slots
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((i, liveness::fork_generation()));
                 return Ok(i);
             }
         }

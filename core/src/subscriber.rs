@@ -79,10 +79,15 @@ pub struct Subscriber {
     checksum: bool,
     stuck: Option<(u64, Instant)>,
     claim_timeout: Duration,
+    fork_generation: u64,
 }
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
+        // A subscriber inherited through fork() belongs to the parent.
+        if self.fork_generation != crate::liveness::fork_generation() {
+            return;
+        }
         registry::free_sub(&self.shared.seg.ring, self.entry);
     }
 }
@@ -144,6 +149,7 @@ impl Subscriber {
             checksum,
             stuck: None,
             claim_timeout,
+            fork_generation: crate::liveness::fork_generation(),
         })
     }
 
@@ -181,6 +187,7 @@ impl Subscriber {
             checksum,
             stuck: None,
             claim_timeout,
+            fork_generation: crate::liveness::fork_generation(),
         })
     }
 
@@ -245,7 +252,7 @@ impl Subscriber {
     /// Next matching frame if one is ready now, without waiting.
     pub fn try_recv(&mut self) -> Result<Option<Frame<'_>>> {
         self.shared.seg.check_truncated()?;
-        self.ready = self.step();
+        self.ready = self.step(true);
         self.shared.seg.check_truncated()?;
         Ok(self.ready.then(|| self.current()))
     }
@@ -255,7 +262,9 @@ impl Subscriber {
         let mem = self.shared.seg.ring.mem;
         let strategy = self.wait;
         self.shared.seg.check_truncated()?;
-        let got = wait::wait_for(&mem, strategy, deadline, || self.step().then_some(()));
+        let got = wait::wait_for(&mem, strategy, deadline, |checkpoint| {
+            self.step(checkpoint).then_some(())
+        });
         self.shared.seg.check_truncated()?;
         self.ready = got.is_some();
         Ok(self.ready.then(|| self.current()))
@@ -271,10 +280,10 @@ impl Subscriber {
 
     /// Try to advance to the next deliverable frame without waiting. Returns
     /// true when `self.buf` holds it.
-    fn step(&mut self) -> bool {
+    fn step(&mut self, checkpoint: bool) -> bool {
         match self.cursor {
-            Cursor::Own { .. } => self.step_own(),
-            Cursor::Group { index } => self.step_group(index),
+            Cursor::Own { .. } => self.step_own(checkpoint),
+            Cursor::Group { index } => self.step_group(index, checkpoint),
         }
     }
 
@@ -324,7 +333,13 @@ impl Subscriber {
 
     /// Has the claim at `pos` stayed uncommitted past the claim timeout?
     /// Then return where to continue.
-    fn skip_abandoned(&mut self, pos: u64) -> Option<u64> {
+    ///
+    /// Only at checkpoints (see `wait::wait_for`): the tail load and the
+    /// clock read stay off the polling fast path.
+    fn skip_abandoned(&mut self, pos: u64, checkpoint: bool) -> Option<u64> {
+        if !checkpoint {
+            return None;
+        }
         let ring = self.shared.seg.ring.clone();
         let (tail, _) = ring.tail();
         if pos >= tail {
@@ -351,7 +366,7 @@ impl Subscriber {
         }
     }
 
-    fn step_own(&mut self) -> bool {
+    fn step_own(&mut self, checkpoint: bool) -> bool {
         let ring = self.shared.seg.ring.clone();
         let Cursor::Own { mut pos, mut next_seq } = self.cursor else {
             unreachable!()
@@ -391,7 +406,7 @@ impl Subscriber {
                     next_seq = s;
                     pos = p;
                 }
-                Read::Empty => match self.skip_abandoned(pos) {
+                Read::Empty => match self.skip_abandoned(pos, checkpoint) {
                     Some(next) => pos = next,
                     None => break,
                 },
@@ -402,7 +417,7 @@ impl Subscriber {
         found
     }
 
-    fn step_group(&mut self, index: usize) -> bool {
+    fn step_group(&mut self, index: usize, checkpoint: bool) -> bool {
         let ring = self.shared.seg.ring.clone();
         let g = ring.l.group(index);
         let cursor = ring.mem.tail(g + G_CURSOR);
@@ -450,7 +465,7 @@ impl Subscriber {
                         ring.mem.u64_at(g + G_MISSED).fetch_add(s - seq, Relaxed);
                     }
                 }
-                Read::Empty => match self.skip_abandoned(pos) {
+                Read::Empty => match self.skip_abandoned(pos, checkpoint) {
                     Some(next) => {
                         cursor.cas((pos, seq), (next, seq));
                     }

@@ -78,14 +78,17 @@ pub(crate) fn notify(mem: &Mem) {
     }
 }
 
-/// Run `attempt` until it yields a value or `deadline` passes.
+/// Run `attempt` until it yields a value or `deadline` passes. `attempt`'s
+/// argument says whether this call is a checkpoint (every 64th spin, and
+/// every call around a park) where slow bookkeeping (clock reads, tail
+/// loads) may be done; between checkpoints it should stay cheap.
 pub(crate) fn wait_for<T>(
     mem: &Mem,
     strategy: WaitStrategy,
     deadline: Option<Instant>,
-    mut attempt: impl FnMut() -> Option<T>,
+    mut attempt: impl FnMut(bool) -> Option<T>,
 ) -> Option<T> {
-    if let Some(v) = attempt() {
+    if let Some(v) = attempt(true) {
         return Some(v);
     }
     let start = Instant::now();
@@ -97,7 +100,7 @@ pub(crate) fn wait_for<T>(
     // Spin phase.
     let mut i = 0u32;
     loop {
-        if let Some(v) = attempt() {
+        if let Some(v) = attempt(i % 64 == 63) {
             return Some(v);
         }
         i = i.wrapping_add(1);
@@ -118,7 +121,7 @@ pub(crate) fn wait_for<T>(
     loop {
         waiters.fetch_add(1, SeqCst);
         let seen = wake.load(SeqCst);
-        if let Some(v) = attempt() {
+        if let Some(v) = attempt(true) {
             waiters.fetch_sub(1, SeqCst);
             return Some(v);
         }
@@ -133,7 +136,7 @@ pub(crate) fn wait_for<T>(
         };
         futex_wait(wake, seen, slice);
         waiters.fetch_sub(1, SeqCst);
-        if let Some(v) = attempt() {
+        if let Some(v) = attempt(true) {
             return Some(v);
         }
     }

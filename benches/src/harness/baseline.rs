@@ -258,6 +258,7 @@ fn flow_n<const N: usize>(flow: Flow, frames: u64, timeout: Duration) -> Result<
             published: total,
             delivered,
             missed: 0,
+            abandoned: 0,
             elapsed_ns: end.saturating_sub(start).max(1),
         })
     })

@@ -324,7 +324,9 @@ fn subscriber_role(spec: &Kv, deadline_ms: u64) -> Result<Option<Kv>, String> {
             std::hint::spin_loop();
         }
     } else {
-        while delivered + sub.missed() < expected {
+        // A claim skipped as abandoned (its producer looked dead, or stayed
+        // descheduled past `claim_timeout`) is accounted too, and reported.
+        while delivered + sub.missed() + sub.abandoned() < expected {
             match sub.recv_until(Some(deadline)).map_err(err)? {
                 Some(f) => {
                     delivered += 1;
@@ -332,8 +334,10 @@ fn subscriber_role(spec: &Kv, deadline_ms: u64) -> Result<Option<Kv>, String> {
                 }
                 None => {
                     return Err(format!(
-                        "delivered {delivered} + missed {} < published {expected} at the deadline (silent loss?)",
-                        sub.missed()
+                        "delivered {delivered} + missed {} + abandoned {} < published {expected} at the deadline \
+                         (silent loss?)",
+                        sub.missed(),
+                        sub.abandoned()
                     ))
                 }
             }

@@ -261,6 +261,7 @@ pub(crate) fn throughput(size: usize, frames: u64, timeout: Duration, lossless: 
         published: frames,
         delivered: d,
         missed: m,
+        abandoned: 0,
         elapsed_ns: sub.num("t_end")?.saturating_sub(prod.num("t0")?).max(1),
     })
 }

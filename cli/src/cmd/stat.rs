@@ -428,6 +428,7 @@ mod tests {
                 delivered,
                 missed: 0,
                 abandoned: 0,
+                corrupt: 0,
             }],
             groups: vec![],
             producers: vec![ProducerStats { pid: 9, published }],
