@@ -18,6 +18,9 @@ FUZZ_SECONDS ?= 30
 FUZZ_TIMEOUT ?= 10
 FUZZ_SANITIZER ?= none
 FUZZ_ARGS ?=
+# Skip inputs that hit core bugs listed in fuzz/regressions/KNOWN_OPEN (their
+# reproducers are seeds too and would stop the run at once); 0 to include them.
+FUZZ_SKIP_KNOWN ?= 1
 FUZZ_TARGETS := segment_open frame_decode filters ops
 FUZZ_TOOLS := $(CURDIR)/fuzz/.tools
 CARGO_FUZZ := $(FUZZ_TOOLS)/bin/cargo-fuzz
@@ -41,7 +44,7 @@ FUZZ_SWEEP = for f in /dev/shm/shmbus.fuzz-*; do \
 
 $(addprefix fuzz-,$(FUZZ_TARGETS)): fuzz-%: $(CARGO_FUZZ)
 	mkdir -p fuzz/target/corpus/$*
-	cd fuzz && RUSTC_BOOTSTRAP=1 PATH="$(FUZZ_TOOLS)/bin:$$PATH" \
+	cd fuzz && SHMBUS_FUZZ_SKIP_KNOWN=$(FUZZ_SKIP_KNOWN) RUSTC_BOOTSTRAP=1 PATH="$(FUZZ_TOOLS)/bin:$$PATH" \
 	  cargo $(FUZZ_TOOLCHAIN) fuzz run --features libfuzzer --sanitizer $(FUZZ_SANITIZER) $* \
 	  target/corpus/$* corpus/$* regressions/$* -- \
 	  -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) -rss_limit_mb=4096 $(FUZZ_ARGS); \

@@ -253,9 +253,15 @@ impl<'a> GroupLock<'a> {
         let word = ring.counter(layout::OFF_GROUP_LOCK);
         let (pid, _) = liveness::current();
         let mut spins = 0u32;
+        let started = std::time::Instant::now();
         loop {
             let cur = word.load(Acquire);
-            let free = cur == 0 || (spins > 1000 && !liveness::is_alive(cur as u32, 0));
+            // Creating a group takes microseconds: a holder that is dead, or
+            // that held it for a second (stopped, or a scribbled word that
+            // happens to name a live pid), loses it.
+            let free = cur == 0
+                || (spins > 1000
+                    && (!liveness::is_alive(cur as u32, 0) || started.elapsed() > std::time::Duration::from_secs(1)));
             if free && word.compare_exchange(cur, u64::from(pid), AcqRel, Relaxed).is_ok() {
                 return GroupLock(ring);
             }

@@ -393,7 +393,7 @@ impl Ring {
     /// the tail so that a reader skips ahead instead of spinning.
     pub(crate) fn oldest(&self) -> (u64, u64) {
         let (parts, size) = (self.l.parts, self.l.part_size);
-        for _ in 0..10_000 {
+        for _ in 0..128 {
             let (p, _) = self.mem.tail(layout::OFF_TAIL).load();
             if p >= MAX_POS {
                 break;

@@ -385,7 +385,13 @@ pub(crate) fn validate_header(h: &SegmentHeader, real_len: usize) -> std::result
     if let Err(e) = cfg.validate() {
         return Err(format!("header config is invalid: {e}"));
     }
-    if h.partitions < 2 || h.partitions > 256 || h.partition_size == 0 || h.partition_size % 64 != 0 {
+    // Range-check before any arithmetic on these values (no overflow below).
+    if h.partitions < 2
+        || h.partitions > 256
+        || h.partition_size == 0
+        || h.partition_size % 64 != 0
+        || h.partition_size > MAX_MEMORY_LIMIT
+    {
         return Err("header partition geometry is out of range".into());
     }
     let expect = Layout::with(

@@ -397,14 +397,20 @@ impl Subscriber {
                 }
                 Read::End { next } => pos = next,
                 Read::Lapped => {
-                    let (p, s) = ring.oldest();
+                    // Honest segment: the oldest retained frame is ahead of us.
+                    // If it is not (scribbled partition words), skip to the
+                    // tail instead of going back and repeating frames.
+                    let (mut p, mut s) = ring.oldest();
+                    if p <= pos {
+                        (p, s) = ring.tail();
+                    }
                     // Never trust a base seq beyond the tail (scribbled).
                     let s = s.min(ring.tail().1);
                     if s > next_seq {
                         self.missed = self.missed.saturating_add(s - next_seq);
+                        next_seq = s;
                     }
-                    next_seq = s;
-                    pos = p;
+                    pos = pos.max(p);
                 }
                 Read::Empty => match self.skip_abandoned(pos, checkpoint) {
                     Some(next) => pos = next,
@@ -458,7 +464,11 @@ impl Subscriber {
                     cursor.cas((pos, seq), (next, seq));
                 }
                 Read::Lapped => {
-                    let (p, s) = ring.oldest();
+                    let (mut p, mut s) = ring.oldest();
+                    if p <= pos {
+                        (p, s) = ring.tail(); // scribbled: never go back
+                    }
+                    let p = p.max(pos);
                     let s = s.min(ring.tail().1).max(seq);
                     if cursor.cas((pos, seq), (p, s)) {
                         self.missed = self.missed.saturating_add(s - seq);

@@ -9,6 +9,7 @@
 //! output too, so a lost frame shows up as an error, never as a hang.
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -33,6 +34,12 @@ impl ChildProc {
     /// Spawn `current_exe` as a child playing `spec`.
     pub(crate) fn spawn(spec: &Kv) -> Result<ChildProc, String> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        ChildProc::spawn_exe(&exe, spec)
+    }
+
+    /// Spawn `exe` (this executable, or another program speaking the same
+    /// protocol, such as the C benchmark `bench_c`) as a child playing `spec`.
+    pub(crate) fn spawn_exe(exe: &Path, spec: &Kv) -> Result<ChildProc, String> {
         let role = spec.opt("role").unwrap_or("?").to_string();
         let mut child = Command::new(exe)
             .env(ENV, spec.encode())
@@ -121,9 +128,17 @@ impl Drop for ChildProc {
 /// Spawn all `specs`, wait until every child is ready, then start them all.
 /// Children start in the order given (put subscribers first).
 pub(crate) fn start_all(specs: &[Kv], deadline: Instant) -> Result<Vec<ChildProc>, String> {
+    start_all_exe(None, specs, deadline)
+}
+
+/// [`start_all`] with the children run by `exe` instead of `current_exe`.
+pub(crate) fn start_all_exe(exe: Option<&Path>, specs: &[Kv], deadline: Instant) -> Result<Vec<ChildProc>, String> {
     let mut kids = Vec::with_capacity(specs.len());
     for s in specs {
-        kids.push(ChildProc::spawn(s)?);
+        kids.push(match exe {
+            Some(e) => ChildProc::spawn_exe(e, s)?,
+            None => ChildProc::spawn(s)?,
+        });
     }
     for k in &kids {
         k.ready(deadline)?;

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use shmbus::{Config, WaitStrategy};
 
-use child::{start_all, wait_name};
+use child::{start_all, start_all_exe, wait_name};
 use util::{allowed_cpus, hist_merge_encoded, leftover_buses, new_hist, BusGuard, Kv};
 
 /// Scenario names accepted in [`Options::scenarios`], in the order they run.
@@ -97,7 +97,8 @@ impl Default for Options {
 pub struct ScenarioResult {
     /// Scenario name (from [`SCENARIOS`], park variants suffixed).
     pub scenario: String,
-    /// `"shmbus"`, `"crossbeam"` or `"iceoryx2"`.
+    /// `"shmbus"`, `"shmbus-c"` (the C path, see [`C_PEER_ENV`]), `"crossbeam"`,
+    /// `"iceoryx2"` or `"iceoryx2-blocking"`.
     pub peer: String,
     /// Payload size in bytes.
     pub payload: usize,
@@ -396,6 +397,8 @@ fn run_flow(
 ) -> Result<Vec<ScenarioResult>, String> {
     let mut shm = Vec::new();
     let mut cb = Vec::new();
+    let c_bin = c_peer(flow);
+    let mut shm_c = Vec::new();
     #[cfg(feature = "iceoryx2")]
     let (mut ice, mut ice_block) = (Vec::new(), Vec::new());
     let rate = |o: &FlowOutcome| o.delivered as f64 / flow.receivers() as f64 / (o.elapsed_ns as f64 / 1e9);
@@ -409,6 +412,18 @@ fn run_flow(
             o.missed
         ));
         shm.push(o);
+        if let Some(exe) = &c_bin {
+            let o = shm_flow_exe(Some(exe), flow, size, plan.frames, plan.timeout)
+                .map_err(|e| format!("shmbus-c ({}): {e}", exe.display()))?;
+            progress(&format!(
+                "{} {size} B run {r}/{}: shmbus-c {} (missed {})",
+                flow.name(),
+                plan.runs,
+                fmt_rate(rate(&o)),
+                o.missed
+            ));
+            shm_c.push(o);
+        }
         let o = baseline::flow(size, flow, plan.frames, plan.timeout)?;
         progress(&format!(
             "{} {size} B run {r}/{}: crossbeam {}",
@@ -462,6 +477,18 @@ fn run_flow(
             format!("{shape}; threads; back-pressure, no loss"),
         ),
     ];
+    if !shm_c.is_empty() {
+        out.insert(
+            1,
+            summarize_flow(
+                flow,
+                "shmbus-c",
+                size,
+                &shm_c,
+                format!("{shape}; C processes (bench_c, libshmbus); 16 MiB bus, evict; spin"),
+            ),
+        );
+    }
     #[cfg(feature = "iceoryx2")]
     if !ice.is_empty() {
         out.push(summarize_flow(
@@ -531,7 +558,30 @@ fn shm_latency(
     })
 }
 
+/// Environment variable naming the C benchmark program (`benches/c/bench_c.c`,
+/// built by `make bench-c`). When it is set, the `throughput`, `mpsc` and
+/// `fanout` scenarios also run a `shmbus-c` peer: the same producer and
+/// subscriber roles, played by C processes through libshmbus.
+pub const C_PEER_ENV: &str = "SHMBUS_BENCH_C";
+
+/// The C peer program, if [`C_PEER_ENV`] names one and `flow` has no group.
+fn c_peer(flow: Flow) -> Option<std::path::PathBuf> {
+    let p = std::path::PathBuf::from(std::env::var_os(C_PEER_ENV)?);
+    (flow != Flow::Group).then_some(p)
+}
+
 fn shm_flow(flow: Flow, size: usize, frames: u64, timeout: Duration) -> Result<FlowOutcome, String> {
+    shm_flow_exe(None, flow, size, frames, timeout)
+}
+
+/// [`shm_flow`] with the producer and subscriber processes run by `exe`.
+fn shm_flow_exe(
+    exe: Option<&std::path::Path>,
+    flow: Flow,
+    size: usize,
+    frames: u64,
+    timeout: Duration,
+) -> Result<FlowOutcome, String> {
     let cfg = Config::default()
         .memory_limit(16 << 20)
         .max_frame_size(size.max(1024) as u32);
@@ -553,7 +603,7 @@ fn shm_flow(flow: Flow, size: usize, frames: u64, timeout: Duration) -> Result<F
         specs.push(base_spec("producer", size, timeout).set("bus", &bus.name).set("n", per));
     }
     let deadline = Instant::now() + timeout + Duration::from_secs(10);
-    let mut kids = start_all(&specs, deadline)?;
+    let mut kids = start_all_exe(exe, &specs, deadline)?;
     let (mut start, mut end) = (u64::MAX, 0u64);
     let (mut delivered, mut missed, mut published, mut abandoned) = (0u64, 0u64, 0u64, 0u64);
     for (i, k) in kids.iter_mut().enumerate() {

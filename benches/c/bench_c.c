@@ -1,0 +1,293 @@
+/*
+ * bench_c - the C path of the shmbus benchmarks (issue #3). Built by
+ * `make bench-c` (mk/bench.mk) against the release libshmbus; see BENCHMARKS.md.
+ *
+ *   bench_c inproc FRAMES ROUNDS
+ *       One run in this process, printed as one line
+ *           publish_ns=X round_ns=Y
+ *       publish: FRAMES x shmbus_publish of a 64-byte frame on a 16 MiB bus
+ *                with no subscriber (after a warm-up of FRAMES/20);
+ *       round:   ROUNDS x (shmbus_publish of one 64-byte frame, then
+ *                shmbus_recv(sub, 0, &frame) of it) on a second bus with one
+ *                busy-polling subscriber (after a warm-up of ROUNDS/20).
+ *       The Rust twin is `rust-path --inproc` (benches/src/bin/rust-path.rs):
+ *       same buses, same loops, same counts; `rust-path --c-bin bench_c`
+ *       runs both, interleaved, and prints the difference.
+ *
+ *   SHMBUS_BENCH_CHILD="role=producer bus=NAME n=N payload=P deadline_ms=D" bench_c
+ *   SHMBUS_BENCH_CHILD="role=subscriber bus=NAME expected=N payload=P deadline_ms=D" bench_c
+ *       A child of the cross-process harness (benches/src/harness/child.rs
+ *       protocol): open the bus, print READY, wait for GO on stdin, run, print
+ *       one `RESULT key=value ...` line (or `ERROR message`). The harness
+ *       runs these as the `shmbus-c` peer of the `throughput` scenario when
+ *       SHMBUS_BENCH_C names this program, and checks the counts
+ *       (delivered + missed + abandoned == published, bus stats).
+ *
+ * Buses are named bench-<pid>-c-<tag> (the harness removes those of dead
+ * processes) and removed on every exit path, SIGINT/SIGTERM included.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shmbus.h"
+
+#define TOPIC "bench.data"
+#define PAYLOAD 64
+#define BUS_MEMORY (16u << 20)
+
+/* The bus this process created and must remove: its name and its
+ * /dev/shm object (for the signal handler, which may only shm_unlink). */
+static char g_bus[SHMBUS_MAX_NAME_LEN + 1];
+static char g_shm[SHMBUS_MAX_NAME_LEN + 16];
+
+static void on_signal(int sig) {
+    if (g_shm[0] != '\0') {
+        shm_unlink(g_shm);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void forget_bus(void) {
+    if (g_bus[0] != '\0') {
+        shmbus_remove(g_bus);
+        g_bus[0] = '\0';
+        g_shm[0] = '\0';
+    }
+}
+
+static void die(const char *what, shmbus_status_t st) {
+    fprintf(stderr, "bench_c: %s: %s (%s)\n", what, shmbus_status_str((int)st), shmbus_last_error());
+    forget_bus();
+    exit(1);
+}
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static shmbus_bus_t *create_bus(const char *tag) {
+    snprintf(g_bus, sizeof g_bus, "bench-%ld-c-%s", (long)getpid(), tag);
+    snprintf(g_shm, sizeof g_shm, "/shmbus.%s", g_bus);
+    shmbus_remove(g_bus); /* a leftover of an earlier process with our pid */
+    shmbus_config_t cfg = shmbus_config_default();
+    cfg.memory_limit = BUS_MEMORY;
+    shmbus_bus_t *bus = NULL;
+    shmbus_status_t st = shmbus_create(g_bus, &cfg, &bus);
+    if (st != SHMBUS_OK) {
+        g_bus[0] = '\0';
+        g_shm[0] = '\0';
+        die("shmbus_create", st);
+    }
+    return bus;
+}
+
+/* ------------------------------------------------------------------ inproc */
+
+static double publish_ns(uint64_t frames) {
+    shmbus_bus_t *bus = create_bus("pub");
+    uint8_t payload[PAYLOAD];
+    memset(payload, 7, sizeof payload);
+    for (uint64_t i = 0; i < frames / 20; i++) {
+        shmbus_status_t st = shmbus_publish(bus, TOPIC, payload, sizeof payload, NULL);
+        if (st != SHMBUS_OK) die("shmbus_publish (warm-up)", st);
+    }
+    uint64_t t0 = mono_ns();
+    for (uint64_t i = 0; i < frames; i++) {
+        shmbus_status_t st = shmbus_publish(bus, TOPIC, payload, sizeof payload, NULL);
+        if (st != SHMBUS_OK) die("shmbus_publish", st);
+    }
+    uint64_t dt = mono_ns() - t0;
+    shmbus_close(bus);
+    forget_bus();
+    return (double)dt / (double)frames;
+}
+
+static double round_ns(uint64_t rounds) {
+    shmbus_bus_t *bus = create_bus("round");
+    shmbus_subscribe_options_t opts = shmbus_subscribe_options_default();
+    opts.start = SHMBUS_START_NEWEST;
+    opts.wait = SHMBUS_WAIT_SPIN;
+    shmbus_sub_t *sub = NULL;
+    shmbus_status_t st = shmbus_subscribe_with(bus, "#", &opts, &sub);
+    if (st != SHMBUS_OK) die("shmbus_subscribe_with", st);
+    uint8_t payload[PAYLOAD];
+    memset(payload, 7, sizeof payload);
+    uint64_t warm = rounds / 20, t0 = 0;
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < warm + rounds; i++) {
+        if (i == warm) t0 = mono_ns();
+        st = shmbus_publish(bus, TOPIC, payload, sizeof payload, NULL);
+        if (st != SHMBUS_OK) die("shmbus_publish", st);
+        shmbus_frame_t f;
+        st = shmbus_recv(sub, 0, &f);
+        if (st != SHMBUS_OK) die("shmbus_recv", st);
+        if (f.payload_len != PAYLOAD) {
+            fprintf(stderr, "bench_c: round %" PRIu64 ": payload of %zu bytes\n", i, f.payload_len);
+            forget_bus();
+            exit(1);
+        }
+        sum += f.payload[0];
+    }
+    uint64_t dt = mono_ns() - t0;
+    if (shmbus_sub_missed(sub) != 0 || sum != 7 * (warm + rounds)) {
+        fprintf(stderr, "bench_c: round: missed %" PRIu64 ", bad payloads\n", shmbus_sub_missed(sub));
+        forget_bus();
+        exit(1);
+    }
+    shmbus_sub_close(sub);
+    shmbus_close(bus);
+    forget_bus();
+    return (double)dt / (double)rounds;
+}
+
+/* ------------------------------------------------------- harness children */
+
+/* Value of KEY in the spec "k=v k=v ...", copied to OUT; 0 if absent. */
+static int spec_get(const char *spec, const char *key, char *out, size_t cap) {
+    size_t klen = strlen(key);
+    const char *p = spec;
+    while (*p != '\0') {
+        while (*p == ' ') p++;
+        const char *end = strchr(p, ' ');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            size_t vlen = len - klen - 1;
+            if (vlen >= cap) return 0;
+            memcpy(out, p + klen + 1, vlen);
+            out[vlen] = '\0';
+            return 1;
+        }
+        p += len;
+    }
+    return 0;
+}
+
+static int spec_num(const char *spec, const char *key, uint64_t *out) {
+    char buf[32];
+    if (!spec_get(spec, key, buf, sizeof buf)) return 0;
+    char *end = NULL;
+    *out = strtoull(buf, &end, 10);
+    return end != buf && *end == '\0';
+}
+
+static int child_error(const char *fmt, const char *a, const char *b) {
+    printf("ERROR ");
+    printf(fmt, a, b);
+    printf("\n");
+    fflush(stdout);
+    return 1;
+}
+
+/* Print READY, wait for GO; 0 if the parent went away. */
+static int ready_then_wait_go(void) {
+    printf("READY\n");
+    fflush(stdout);
+    char line[16];
+    if (fgets(line, sizeof line, stdin) == NULL) return 0;
+    return strncmp(line, "GO", 2) == 0;
+}
+
+static int child_main(const char *spec) {
+    char role[32], name[SHMBUS_MAX_NAME_LEN + 1];
+    uint64_t size = 0, deadline_ms = 0;
+    if (!spec_get(spec, "role", role, sizeof role) || !spec_get(spec, "bus", name, sizeof name) ||
+        !spec_num(spec, "payload", &size) || !spec_num(spec, "deadline_ms", &deadline_ms) || size > 65536)
+        return child_error("bad spec %s%s", spec, "");
+    char group[SHMBUS_MAX_GROUP_LEN + 1];
+    if (spec_get(spec, "group", group, sizeof group))
+        return child_error("consumer groups are not implemented in bench_c%s%s", "", "");
+    shmbus_bus_t *bus = NULL;
+    shmbus_status_t st = shmbus_open(name, &bus);
+    if (st != SHMBUS_OK) return child_error("open %s: %s", name, shmbus_last_error());
+    static uint8_t payload[65536];
+    if (strcmp(role, "producer") == 0) {
+        uint64_t n = 0;
+        if (!spec_num(spec, "n", &n)) return child_error("bad spec %s%s", spec, "");
+        if (!ready_then_wait_go()) return 0;
+        uint64_t t0 = mono_ns();
+        for (uint64_t i = 0; i < n; i++) {
+            /* the harness stamp: frame number, little-endian, in the first 8 bytes */
+            memcpy(payload, &i, size < 8 ? size : 8);
+            st = shmbus_publish(bus, TOPIC, payload, size, NULL);
+            if (st != SHMBUS_OK) return child_error("publish: %s%s", shmbus_last_error(), "");
+        }
+        uint64_t t1 = mono_ns();
+        printf("RESULT t0=%" PRIu64 " t1=%" PRIu64 " published=%" PRIu64 "\n", t0, t1, n);
+    } else if (strcmp(role, "subscriber") == 0) {
+        uint64_t expected = 0;
+        if (!spec_num(spec, "expected", &expected)) return child_error("bad spec %s%s", spec, "");
+        shmbus_subscribe_options_t opts = shmbus_subscribe_options_default();
+        opts.start = SHMBUS_START_NEWEST;
+        opts.wait = SHMBUS_WAIT_SPIN;
+        shmbus_sub_t *sub = NULL;
+        st = shmbus_subscribe_with(bus, "#", &opts, &sub);
+        if (st != SHMBUS_OK) return child_error("subscribe: %s%s", shmbus_last_error(), "");
+        if (!ready_then_wait_go()) return 0;
+        uint64_t deadline = mono_ns() + deadline_ms * 1000000ull;
+        uint64_t delivered = 0, bad = 0;
+        uint32_t polls = 0;
+        /* Like the Rust subscriber: non-blocking recv in a busy loop, the
+         * clock read only every 1024 empty polls (never per frame). */
+        while (delivered + shmbus_sub_missed(sub) + shmbus_sub_abandoned(sub) < expected) {
+            shmbus_frame_t f;
+            st = shmbus_recv(sub, 0, &f);
+            if (st == SHMBUS_OK) {
+                delivered++;
+                bad += f.payload_len != size;
+                continue;
+            }
+            if (st != SHMBUS_TIMEOUT) return child_error("recv: %s%s", shmbus_last_error(), "");
+            if ((++polls & 1023) == 0 && mono_ns() >= deadline) {
+                printf("ERROR delivered %" PRIu64 " + missed %" PRIu64 " + abandoned %" PRIu64
+                       " < published %" PRIu64 " at the deadline (silent loss?)\n",
+                       delivered, shmbus_sub_missed(sub), shmbus_sub_abandoned(sub), expected);
+                fflush(stdout);
+                return 1;
+            }
+        }
+        uint64_t t_end = mono_ns();
+        if (bad > 0) return child_error("frames with the wrong payload length%s%s", "", "");
+        printf("RESULT t_end=%" PRIu64 " delivered=%" PRIu64 " missed=%" PRIu64 " abandoned=%" PRIu64 "\n", t_end,
+               delivered, shmbus_sub_missed(sub), shmbus_sub_abandoned(sub));
+        shmbus_sub_close(sub);
+    } else {
+        return child_error("unknown role %s%s", role, "");
+    }
+    fflush(stdout);
+    shmbus_close(bus);
+    return 0;
+}
+
+/* -------------------------------------------------------------------- main */
+
+int main(int argc, char **argv) {
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+    const char *spec = getenv("SHMBUS_BENCH_CHILD");
+    if (spec != NULL) return child_main(spec);
+    if (argc == 4 && strcmp(argv[1], "inproc") == 0) {
+        uint64_t frames = strtoull(argv[2], NULL, 10), rounds = strtoull(argv[3], NULL, 10);
+        if (frames == 0 || rounds == 0) {
+            fprintf(stderr, "bench_c: FRAMES and ROUNDS must be > 0\n");
+            return 2;
+        }
+        double p = publish_ns(frames);
+        double r = round_ns(rounds);
+        printf("publish_ns=%.2f round_ns=%.2f\n", p, r);
+        return 0;
+    }
+    fprintf(stderr, "usage: bench_c inproc FRAMES ROUNDS   (or as a harness child: SHMBUS_BENCH_CHILD=...)\n");
+    return 2;
+}
