@@ -9,6 +9,13 @@
 #   make bench-baseline    criterion micro-benches, saved as baseline `main`
 #   make test-bench-smoke  seconds-long harness run (--quick): completes and
 #                          counts reconcile; part of `make test`
+#   make bench-c           C path vs Rust path (issue #3): builds benches/c/bench_c.c
+#                          against the release libshmbus, runs it and its Rust twin
+#                          (rust-path) interleaved in process (publish, publish+recv),
+#                          then the harness `throughput` scenario with the C
+#                          producer/subscriber processes as peer `shmbus-c`
+#                          (BENCH_C_ARGS="--runs 7 --frames 2000000 --rounds 1000000",
+#                          BENCH_C_HARNESS_ARGS="--scenarios throughput")
 #
 # Other parts append their own benchmarks with `BENCH_TARGETS += name`, before
 # or after this file is read: the prerequisites of `bench` are expanded a
@@ -17,9 +24,17 @@
 HARNESS_ARGS ?=
 SMOKE_ARGS ?= --quick --runs 1 --round-trips 2000 --frames 5000
 
-TEST_TARGETS += test-bench-smoke
+BENCH_CC ?= gcc
+BENCH_CFLAGS ?= -std=c11 -O2 -Wall -Wextra -Werror
+BENCH_C_LIBDIR := $(CURDIR)/target/release
+BENCH_C := build/bench/bench_c
+BENCH_C_ARGS ?= --runs 7 --frames 2000000 --rounds 1000000
+BENCH_C_HARNESS_ARGS ?= --scenarios throughput
 
-.PHONY: bench bench-harness bench-iceoryx2 bench-criterion bench-baseline test-bench-smoke
+TEST_TARGETS += test-bench-smoke
+BENCH_TARGETS += bench-c
+
+.PHONY: bench bench-harness bench-iceoryx2 bench-criterion bench-baseline test-bench-smoke bench-c
 
 .SECONDEXPANSION:
 bench: bench-harness bench-criterion $$(BENCH_TARGETS)
@@ -40,3 +55,17 @@ test-bench-smoke:
 	$(CARGO) build --release -p shmbus-benches --bin harness
 	./target/release/harness $(SMOKE_ARGS) > /dev/null
 	@echo "test-bench-smoke: harness completed, counts reconciled"
+
+$(BENCH_C): benches/c/bench_c.c include/shmbus.h FORCE_BENCH_C
+	$(CARGO) build --release -p shmbus-ffi
+	@mkdir -p $(dir $@)
+	$(BENCH_CC) $(BENCH_CFLAGS) -Iinclude benches/c/bench_c.c -o $@ \
+	  -L$(BENCH_C_LIBDIR) -lshmbus -Wl,-rpath,$(BENCH_C_LIBDIR)
+
+.PHONY: FORCE_BENCH_C
+FORCE_BENCH_C:
+
+bench-c: $(BENCH_C)
+	$(CARGO) build --release -p shmbus-benches --bin rust-path --bin harness
+	./target/release/rust-path --c-bin $(BENCH_C) $(BENCH_C_ARGS)
+	SHMBUS_BENCH_C=$(CURDIR)/$(BENCH_C) ./target/release/harness $(BENCH_C_HARNESS_ARGS)

@@ -24,9 +24,12 @@ struct TempBus {
 
 impl TempBus {
     fn new(tag: &str, memory: u64) -> TempBus {
+        TempBus::with_config(tag, &Config::default().memory_limit(memory))
+    }
+    fn with_config(tag: &str, cfg: &Config) -> TempBus {
         let name = format!("bench-micro-{}-{tag}", std::process::id());
         let _ = Bus::remove(&name);
-        let bus = Bus::create(&name, &Config::default().memory_limit(memory)).expect("create bus");
+        let bus = Bus::create(&name, cfg).expect("create bus");
         TempBus { name, bus: Some(bus) }
     }
     fn bus(&self) -> &Bus {
@@ -60,6 +63,12 @@ fn publish(c: &mut Criterion) {
     g.bench_function("shmbus/publish", |b| {
         b.iter(|| tb.bus().publish(TOPIC, black_box(&payload)).expect("publish"))
     });
+    // Issue #5: the same publish on a bus with `Config::checksum(true)`
+    // (CRC32C of header, topic and payload, computed by the producer).
+    let tb_crc = TempBus::with_config("publish-crc", &Config::default().memory_limit(16 << 20).checksum(true));
+    g.bench_function("shmbus/publish_checksum", |b| {
+        b.iter(|| tb_crc.bus().publish(TOPIC, black_box(&payload)).expect("publish"))
+    });
     g.bench_function("shmbus/claim_commit", |b| {
         b.iter(|| {
             let mut claim = tb.bus().claim(TOPIC, 64).expect("claim");
@@ -87,6 +96,69 @@ fn publish(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// Issue #5: publish of a 1 KiB payload, without and with checksums.
+fn publish_1k(c: &mut Criterion) {
+    let payload = [7u8; 1024];
+    let mut g = c.benchmark_group("publish_1KiB");
+    g.throughput(Throughput::Elements(1));
+    let tb = TempBus::new("publish-1k", 16 << 20);
+    g.bench_function("shmbus/publish", |b| {
+        b.iter(|| tb.bus().publish(TOPIC, black_box(&payload)).expect("publish"))
+    });
+    let tb_crc = TempBus::with_config(
+        "publish-1k-crc",
+        &Config::default().memory_limit(16 << 20).checksum(true),
+    );
+    g.bench_function("shmbus/publish_checksum", |b| {
+        b.iter(|| tb_crc.bus().publish(TOPIC, black_box(&payload)).expect("publish"))
+    });
+    g.finish();
+}
+
+/// Time `iters` receives of ready `size`-byte frames from a bus with or
+/// without checksums (verified by the subscriber when on). Publishing
+/// happens outside the timed section, in chunks that fit the ring.
+fn recv_ready(checksum: bool, size: usize, iters: u64) -> Duration {
+    let tag = format!("recv-{size}-{}", if checksum { "crc" } else { "plain" });
+    let tb = TempBus::with_config(&tag, &Config::default().memory_limit(64 << 20).checksum(checksum));
+    let mut sub = spin_sub(tb.bus(), Filter::all());
+    let payload = vec![1u8; size];
+    let chunk = 2_000u64;
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(chunk);
+        for _ in 0..n {
+            tb.bus().publish(TOPIC, &payload).expect("publish");
+        }
+        let t = Instant::now();
+        for _ in 0..n {
+            let f = sub.try_recv().expect("recv").expect("a frame");
+            black_box(f.payload()[0]);
+        }
+        total += t.elapsed();
+        left -= n;
+    }
+    assert_eq!(sub.missed(), 0, "ring too small for a chunk");
+    assert_eq!(sub.corrupt(), 0, "checksum mismatch");
+    total
+}
+
+/// Issue #5: receive cost without and with checksum verification.
+fn recv_checksum(c: &mut Criterion) {
+    for (group, size) in [("recv_64B", 64usize), ("recv_1KiB", 1024)] {
+        let mut g = c.benchmark_group(group);
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("shmbus/try_recv", |b| {
+            b.iter_custom(|iters| recv_ready(false, size, iters))
+        });
+        g.bench_function("shmbus/try_recv_checksum", |b| {
+            b.iter_custom(|iters| recv_ready(true, size, iters))
+        });
+        g.finish();
+    }
 }
 
 fn round(c: &mut Criterion) {
@@ -167,6 +239,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = micro;
     config = config();
-    targets = publish, round, filtered
+    targets = publish, publish_1k, round, filtered, recv_checksum
 }
 criterion_main!(micro);

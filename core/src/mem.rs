@@ -37,6 +37,11 @@ impl Tail<'_> {
     pub(crate) fn init(&self, v: (u64, u64)) {
         self.0.store(join(v), std::sync::atomic::Ordering::Release)
     }
+    /// Release store by the only writer (single-producer mode).
+    #[inline]
+    pub(crate) fn store(&self, v: (u64, u64)) {
+        self.0.store(join(v), std::sync::atomic::Ordering::Release)
+    }
 }
 
 #[cfg(not(loom))]
@@ -168,6 +173,9 @@ impl Tail<'_> {
         }
     }
     pub(crate) fn init(&self, v: (u64, u64)) {
+        *self.0.lock().unwrap() = v;
+    }
+    pub(crate) fn store(&self, v: (u64, u64)) {
         *self.0.lock().unwrap() = v;
     }
 }

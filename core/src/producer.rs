@@ -80,25 +80,18 @@ fn allocate(shared: &Arc<Shared>) -> Result<usize> {
     let ring = &shared.seg.ring;
     let (pid, start) = liveness::current();
     if shared.single_producer {
-        // Refuse a second live producer anywhere.
+        // Refuse a second producer anywhere: another live process, or
+        // another thread or handle of this one (each holds its own slot).
         for i in 0..ring.l.n_slots {
             let owner = ring.slot_word(i, S_OWNER).load(Acquire);
-            if owner != 0 && owner != u64::from(pid) {
-                let st = ring.slot_word(i, S_START).load(Acquire);
-                if liveness::is_alive(owner as u32, st) {
-                    return Err(Error::ProducerConflict { pid: owner as u32 });
-                }
-                reclaim(ring, i, owner);
-            } else if owner == u64::from(pid)
-                && shared
-                    .slots
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .iter()
-                    .any(|&(_, g)| g == liveness::fork_generation())
-            {
-                return Err(Error::ProducerConflict { pid });
+            if owner == 0 {
+                continue;
             }
+            let st = ring.slot_word(i, S_START).load(Acquire);
+            if owner == u64::from(pid) || liveness::is_alive(owner as u32, st) {
+                return Err(Error::ProducerConflict { pid: owner as u32 });
+            }
+            reclaim(ring, i, owner);
         }
     }
     for pass in 0..2 {

@@ -92,6 +92,10 @@ fn state_stable(term: u64, parts: u64) -> u64 {
 pub(crate) struct Ring {
     pub(crate) mem: Mem,
     pub(crate) l: Layout,
+    /// Single-producer mode: exactly one producer thread exists (enforced
+    /// at slot allocation), so claims need no compare-and-swap and no slot
+    /// announcement (nobody else can lap it mid-write).
+    pub(crate) single: bool,
 }
 
 impl Ring {
@@ -148,6 +152,9 @@ impl Ring {
         // With an honest segment a stale tail resolves within a few retries
         // (the tail moved on); a tail that keeps contradicting the partition
         // state was scribbled (or the segment truncated): report, never spin.
+        if self.single {
+            return self.claim_single(len, gate);
+        }
         let mut stale = 0u32;
         loop {
             let (p, s) = tail.load();
@@ -189,6 +196,41 @@ impl Ring {
                 self.help_rotate(p, s, Some(slot));
             }
         }
+    }
+
+    /// [`Ring::claim`] for single-producer mode: plain loads and stores of
+    /// the tail (one 16-byte store), no read-modify-write on the hot path.
+    /// The only writer of the tail is this thread, so nothing can race it.
+    fn claim_single(&self, len: usize, gate: &mut dyn Gate) -> Result<(u64, u64), ClaimError> {
+        let (parts, size) = (self.l.parts, self.l.part_size);
+        let tail = self.mem.tail(layout::OFF_TAIL);
+        for _ in 0..4 {
+            let (p, s) = tail.load();
+            if p & (7 & !ROT) != 0 || p >= MAX_POS || s >= MAX_POS {
+                return Err(ClaimError::Corrupt);
+            }
+            if p & ROT != 0 {
+                self.help_rotate(p & !ROT, s, None);
+                continue;
+            }
+            let term = p / size;
+            if p % size + len as u64 + 8 <= size {
+                if self.part_word(term % parts, P_STATE).load(Relaxed) != state_stable(term, parts) {
+                    return Err(ClaimError::Corrupt);
+                }
+                tail.store((p + len as u64, s + 1));
+                return Ok((p, s));
+            }
+            if let Some(e) = (term + 1).checked_sub(parts) {
+                if !gate.may_evict(self, e) {
+                    return Err(ClaimError::Full);
+                }
+            }
+            tail.store((p | ROT, s));
+            self.help_rotate(p, s, None);
+        }
+        // An honest tail settles after at most one rotation.
+        Err(ClaimError::Corrupt)
     }
 
     /// Complete the rotation announced by tail `(p | ROT, s)` (idempotent).
@@ -308,9 +350,15 @@ impl Ring {
     /// Make the frame at `pos` visible to readers (invariant R1).
     #[inline]
     pub(crate) fn commit(&self, pos: u64, len: usize) {
-        self.mem
-            .u64_at(self.l.data(pos))
-            .swap(self.commit_word(pos, len), SeqCst);
+        let word = self.mem.u64_at(self.l.data(pos));
+        if self.single {
+            // Release store, then a full fence for the parked-reader check
+            // (wait.rs): a fence, not a read-modify-write.
+            word.store(self.commit_word(pos, len), Release);
+            fence(SeqCst);
+        } else {
+            word.swap(self.commit_word(pos, len), SeqCst);
+        }
     }
 
     /// Clear the slot's announcement after commit or abort.
@@ -468,6 +516,7 @@ mod loom_tests {
         let ring = Ring {
             mem: Mem::new_model(l.segment_len),
             l,
+            single: false,
         };
         ring.init();
         ring

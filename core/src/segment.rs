@@ -213,7 +213,11 @@ impl Segment {
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), base, bytes.len()) };
         // SAFETY: base..segment_len is our fresh mapping, 4096-aligned.
         let mem = unsafe { Mem::new(base, layout.segment_len) };
-        let ring = Ring { mem, l: layout };
+        let ring = Ring {
+            mem,
+            l: layout,
+            single: header.flags & layout::FLAG_SINGLE_PRODUCER != 0,
+        };
         ring.init();
         mem.u64_at(layout::OFF_READY)
             .store(layout::READY, std::sync::atomic::Ordering::Release);
@@ -289,7 +293,11 @@ impl Segment {
             let mut header = SegmentHeader::default();
             mem.read(0, header.as_mut_bytes());
             let layout = validate_header(&header, len).map_err(incompatible)?;
-            let ring = Ring { mem, l: layout };
+            let ring = Ring {
+                mem,
+                l: layout,
+                single: header.flags & layout::FLAG_SINGLE_PRODUCER != 0,
+            };
             std::mem::forget(seg_guard);
             let guard = crate::sigbus::register(base, len);
             return Ok(Segment {

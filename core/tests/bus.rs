@@ -509,3 +509,45 @@ fn evicted_count_is_exact_with_concurrent_producers() {
     assert_eq!(st.evicted, st.oldest_seq);
     assert!(st.evicted > 0);
 }
+
+#[test]
+fn single_producer_mode_delivers_and_refuses_a_second_producer() {
+    let name = TempName::new("spsc");
+    let cfg = Config::default()
+        .memory_limit(256 << 10)
+        .max_frame_size(1024)
+        .single_producer(true);
+    let bus = Bus::create(&name, &cfg).unwrap();
+    let mut sub = bus.subscribe(Filter::all()).unwrap();
+    let n = 20_000u64;
+    for i in 0..n {
+        bus.publish("t", &make_payload(1, i, 100)).unwrap();
+    }
+    let mut delivered = 0;
+    let mut last = None;
+    while let Some(f) = sub.recv_timeout(Duration::from_millis(20)).unwrap() {
+        let (_, i) = check_payload(f.payload());
+        assert!(last.is_none_or(|l| i > l));
+        last = Some(i);
+        delivered += 1;
+    }
+    assert_eq!(
+        delivered + sub.missed(),
+        n,
+        "lapped reader still reconciles in SPSC mode"
+    );
+    // A second handle (same process) and a second thread are refused.
+    let other = Bus::open(&name).unwrap();
+    assert!(matches!(other.publish("t", b"x"), Err(Error::ProducerConflict { .. })));
+    let b2 = bus.clone();
+    let r = std::thread::spawn(move || b2.publish("t", b"x").map(|_| ()))
+        .join()
+        .unwrap();
+    assert!(matches!(r, Err(Error::ProducerConflict { .. })));
+    // The producer keeps working.
+    bus.publish("t", b"still").unwrap();
+    // Once it is gone, another producer may take over.
+    drop(sub);
+    drop(bus);
+    other.publish("t", b"next").unwrap();
+}
