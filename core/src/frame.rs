@@ -25,7 +25,7 @@ pub const FRAME_ALIGN: usize = 8;
 
 /// The `#[repr(C)]` header in front of every frame.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
 pub struct FrameHeader {
     /// `(tag << 32) | total_len`; written last with `Release` (see ring.rs).
     pub commit: u64,

@@ -44,8 +44,9 @@ pub(crate) const S_PUBLISHED: usize = 24;
 /// What a reader found at a position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Read {
-    /// A validated frame of `len` bytes was copied into the buffer.
-    Frame { len: usize },
+    /// A validated frame of `len` bytes was copied into the buffer; its
+    /// header (a copy, already validated) is returned alongside.
+    Frame { len: usize, header: FrameHeader },
     /// The term ended here; continue at `next`.
     End { next: u64 },
     /// The partition moved on: this position was evicted.
@@ -397,17 +398,21 @@ impl Ring {
             return if st > want { Read::Lapped } else { Read::Empty };
         }
         let base = self.part_word(i, P_BASE).load(Acquire);
-        let end = self.part_word(i, P_END).load(Acquire);
-        if end & 1 == 1 {
-            let e = end & !1;
-            if e / size == term && pos >= e {
-                return Read::End {
-                    next: (term + 1) * size,
-                };
-            }
-        }
         let w = self.mem.u64_at(self.l.data(pos)).load(Acquire);
         if (w >> 32) as u32 != self.tag(pos) {
+            // No frame of this lap starts here. Either nothing is committed
+            // yet, or the term was closed here: no claim of this lap starts
+            // at the closing position, so checking `end` only now is enough
+            // (and keeps it off the per-frame path).
+            let end = self.part_word(i, P_END).load(Acquire);
+            if end & 1 == 1 {
+                let e = end & !1;
+                if e / size == term && pos >= e {
+                    return Read::End {
+                        next: (term + 1) * size,
+                    };
+                }
+            }
             return Read::Empty;
         }
         let len = (w & 0xffff_ffff) as usize;
@@ -420,19 +425,17 @@ impl Ring {
         if self.part_word(i, P_STATE).load(Relaxed) != st {
             return Read::Lapped;
         }
-        match zerocopy::FromBytes::read_from_prefix(&buf[..]) {
-            Ok((h, _)) => {
-                let h: FrameHeader = h;
-                // A term of S bytes holds fewer than S / HEADER_LEN frames, so
-                // a seq outside that window was scribbled: never trust it.
-                let max_frames = size / HEADER_LEN as u64;
-                if h.validate(pos, len).is_err() || h.seq < base || h.seq - base > max_frames {
-                    return Read::Empty;
-                }
-            }
-            Err(_) => return Read::Empty,
+        let Ok((header, _)) = zerocopy::FromBytes::read_from_prefix(&buf[..]) else {
+            return Read::Empty;
+        };
+        let header: FrameHeader = header;
+        // A term of S bytes holds fewer than S / HEADER_LEN frames, so a seq
+        // outside that window was scribbled: never trust it.
+        let max_frames = size / HEADER_LEN as u64;
+        if header.validate(pos, len).is_err() || header.seq < base || header.seq - base > max_frames {
+            return Read::Empty;
         }
-        Read::Frame { len }
+        Read::Frame { len, header }
     }
 
     /// Oldest retained position and the seq of its first frame.
@@ -549,8 +552,7 @@ mod loom_tests {
         let mut out = Vec::new();
         for _ in 0..6 {
             match ring.read(pos, &mut buf) {
-                Read::Frame { len } => {
-                    let (h, _) = <FrameHeader as zerocopy::FromBytes>::read_from_prefix(&buf[..]).unwrap();
+                Read::Frame { len, header: h } => {
                     assert!(h.seq >= next_seq, "seq went backwards");
                     let b = buf[HEADER_LEN];
                     assert_eq!(h.timestamp_ns, u64::from_le_bytes([b; 8]), "torn frame delivered");

@@ -314,10 +314,9 @@ impl Subscriber {
         }
         let topic_end = HEADER_LEN + h.topic_len as usize;
         let topic = &self.buf[HEADER_LEN..topic_end];
-        if std::str::from_utf8(topic).is_err() {
-            return false;
-        }
-        self.matcher.matches(topic, u128::from_le_bytes(h.root_id))
+        // Match first (cached per topic; a non-UTF-8 topic never matches a
+        // pattern), check UTF-8 only for frames about to be delivered.
+        self.matcher.matches(topic, u128::from_le_bytes(h.root_id)) && std::str::from_utf8(topic).is_ok()
     }
 
     fn publish_entry(&self, pos: u64, next_seq: u64) {
@@ -374,8 +373,7 @@ impl Subscriber {
         let mut found = false;
         for _ in 0..4096 {
             match ring.read(pos, &mut self.buf) {
-                Read::Frame { len } => {
-                    let (h, _) = FrameHeader::read_from_prefix(&self.buf[..]).expect("validated frame");
+                Read::Frame { len, header: h } => {
                     pos = pos.wrapping_add(len as u64);
                     self.stuck = None;
                     if !self.intact(len) {
@@ -433,8 +431,7 @@ impl Subscriber {
             let (pos, seq) = cursor.load();
             last = (pos, seq);
             match ring.read(pos, &mut self.buf) {
-                Read::Frame { len } => {
-                    let (h, _) = FrameHeader::read_from_prefix(&self.buf[..]).expect("validated frame");
+                Read::Frame { len, header: h } => {
                     let intact = self.intact_peek(len);
                     let next_seq = if !intact || h.seq < seq {
                         seq.saturating_add(1)
