@@ -460,6 +460,28 @@ impl Bus {
 
 /// A reserved frame being written in place. [`Claim::commit`] publishes it;
 /// dropping it without commit aborts it (readers skip it).
+///
+/// A claim belongs to the thread that made it (it is not `Send`), and that
+/// thread cannot publish on the same bus until the claim is committed or
+/// dropped ([`Error::ClaimOutstanding`]). Commit promptly: a rotation that
+/// needs the claim's partition waits for it.
+///
+/// ```
+/// # let name = format!("doc-claim-{}", std::process::id());
+/// use shmbus::{Bus, Config, Filter, Start, SubscribeOptions};
+/// let bus = Bus::create(&name, &Config::default().memory_limit(1 << 20))?;
+/// let mut claim = bus.claim("events.net.flow", 16)?;
+/// claim.payload_mut()[..4].copy_from_slice(&42u32.to_le_bytes());
+/// let seq = claim.commit();
+/// drop(bus.claim("events.net.flow", 16)?); // aborted: never delivered
+/// let opts = SubscribeOptions { start: Start::Oldest, ..Default::default() };
+/// let mut sub = bus.subscribe_with(Filter::all(), opts)?;
+/// let f = sub.try_recv()?.unwrap();
+/// assert_eq!((f.seq(), &f.payload()[..4]), (seq, &42u32.to_le_bytes()[..]));
+/// assert!(sub.try_recv()?.is_none());
+/// # drop(sub); Bus::remove(&name)?;
+/// # Ok::<(), shmbus::Error>(())
+/// ```
 pub struct Claim<'a> {
     bus: &'a Bus,
     pos: u64,

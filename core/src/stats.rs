@@ -58,6 +58,20 @@ pub struct ProducerStats {
 }
 
 /// Snapshot returned by [`crate::Bus::stats`].
+///
+/// ```
+/// # let name = format!("doc-stats-{}", std::process::id());
+/// use shmbus::{Bus, Config, Filter};
+/// let bus = Bus::create(&name, &Config::default().memory_limit(1 << 20))?;
+/// let _sub = bus.subscribe(Filter::topic("a.#"))?;
+/// bus.publish("a.b", b"x")?;
+/// let st = bus.stats();
+/// assert_eq!((st.published, st.next_seq, st.evicted), (1, 1, 0));
+/// assert_eq!(st.subscribers[0].filter, "topic:a.#");
+/// assert_eq!(st.subscribers[0].lag_frames, 1);
+/// # drop(_sub); Bus::remove(&name)?;
+/// # Ok::<(), shmbus::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stats {
     /// Bus name.

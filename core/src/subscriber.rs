@@ -29,6 +29,18 @@ use crate::ring::Read;
 use crate::wait::{self, WaitStrategy};
 
 /// Where a new subscriber starts reading.
+///
+/// ```
+/// # let name = format!("doc-start-{}", std::process::id());
+/// use shmbus::{Bus, Config, Filter, Start, SubscribeOptions};
+/// let bus = Bus::create(&name, &Config::default().memory_limit(1 << 20))?;
+/// for i in 0..5u8 { bus.publish("t", &[i])?; }
+/// let opts = SubscribeOptions { start: Start::Seq(3), ..Default::default() };
+/// let mut sub = bus.subscribe_with(Filter::all(), opts)?;
+/// assert_eq!(sub.try_recv()?.unwrap().payload(), &[3]);
+/// # drop(sub); Bus::remove(&name)?;
+/// # Ok::<(), shmbus::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Start {
     /// Only frames published from now on (the default).
