@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{check_payload, make_payload, TempName};
+use common::{check_payload, make_payload, oldest, open_rw, read_header, shm_path, TempName};
 use shmbus::{Bus, Config, Error, EventType, Filter, Kind, Meta, Overflow, Start, SubscribeOptions, WaitStrategy};
 
 const T: Duration = Duration::from_millis(500);
@@ -14,11 +14,19 @@ fn small() -> Config {
     Config::default().memory_limit(1 << 20).max_frame_size(4096)
 }
 
-fn oldest() -> SubscribeOptions {
-    SubscribeOptions {
-        start: Start::Oldest,
-        ..Default::default()
-    }
+/// Start `producers` threads, thread `p` publishing `per` frames
+/// `make_payload(p, 0..per, len)` on topic `t`.
+fn publish_from_threads(bus: &Bus, producers: u32, per: u64, len: usize) -> Vec<std::thread::JoinHandle<()>> {
+    (0..producers)
+        .map(|p| {
+            let bus = bus.clone();
+            std::thread::spawn(move || {
+                for i in 0..per {
+                    bus.publish("t", &make_payload(p, i, len)).unwrap();
+                }
+            })
+        })
+        .collect()
 }
 
 #[test]
@@ -299,16 +307,7 @@ fn threads_publish_concurrently_with_per_producer_order() {
     let bus = Bus::create(&name, &Config::default().memory_limit(16 << 20)).unwrap();
     let mut sub = bus.subscribe(Filter::all()).unwrap();
     let per = 5000u64;
-    let hs: Vec<_> = (0..4u32)
-        .map(|p| {
-            let bus = bus.clone();
-            std::thread::spawn(move || {
-                for i in 0..per {
-                    bus.publish("t", &make_payload(p, i, 48)).unwrap();
-                }
-            })
-        })
-        .collect();
+    let hs = publish_from_threads(&bus, 4, per, 48);
     let mut next = [0u64; 4];
     let mut last_seq = None;
     let mut got = 0;
@@ -340,8 +339,10 @@ fn garbage_and_foreign_segments_are_refused() {
         ("zeros", vec![0; 64 << 10]),
     ] {
         let name = TempName::new(tag);
-        let path = format!("/dev/shm/shmbus.{}", name.as_str());
-        std::fs::File::create(&path).unwrap().write_all(&bytes).unwrap();
+        std::fs::File::create(shm_path(&name))
+            .unwrap()
+            .write_all(&bytes)
+            .unwrap();
         match Bus::open(&name) {
             Err(Error::Incompatible { .. }) => {}
             other => panic!("{tag}: expected Incompatible, got {other:?}"),
@@ -354,9 +355,7 @@ fn wrong_layout_version_is_incompatible() {
     use std::os::unix::fs::FileExt;
     let name = TempName::new("version");
     drop(Bus::create(&name, &small()).unwrap());
-    let path = format!("/dev/shm/shmbus.{}", name.as_str());
-    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    f.write_at(&99u32.to_le_bytes(), 8).unwrap();
+    open_rw(&name).write_at(&99u32.to_le_bytes(), 8).unwrap();
     let err = Bus::open(&name).unwrap_err();
     assert!(matches!(err, Error::Incompatible { .. }));
     assert!(err.to_string().contains("version"), "{err}");
@@ -367,11 +366,11 @@ fn segment_is_created_owner_only_by_default() {
     use std::os::unix::fs::PermissionsExt;
     let name = TempName::new("mode");
     let _bus = Bus::create(&name, &small()).unwrap();
-    let meta = std::fs::metadata(format!("/dev/shm/shmbus.{}", name.as_str())).unwrap();
+    let meta = std::fs::metadata(shm_path(&name)).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let name2 = TempName::new("mode2");
     let _bus2 = Bus::create(&name2, &small().mode(0o660)).unwrap();
-    let meta = std::fs::metadata(format!("/dev/shm/shmbus.{}", name2.as_str())).unwrap();
+    let meta = std::fs::metadata(shm_path(&name2)).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
 }
 
@@ -412,14 +411,7 @@ fn stats_report_subscribers_and_counters() {
 }
 
 fn data_offset(name: &str) -> u64 {
-    use std::os::unix::fs::FileExt;
-    use zerocopy::FromBytes;
-    let f = std::fs::File::open(format!("/dev/shm/shmbus.{name}")).unwrap();
-    let mut buf = vec![0u8; std::mem::size_of::<shmbus::layout::SegmentHeader>()];
-    f.read_exact_at(&mut buf, 0).unwrap();
-    shmbus::layout::SegmentHeader::read_from_bytes(&buf[..])
-        .unwrap()
-        .off_data
+    read_header(&open_rw(name)).off_data
 }
 
 #[test]
@@ -431,10 +423,7 @@ fn checksum_detects_a_scribbled_payload_and_drops_the_frame() {
     bus.publish("t", b"first frame payload").unwrap();
     let good = bus.publish("t", b"second").unwrap();
     // Flip one payload byte of the first frame (header 96 + topic 1).
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/dev/shm/shmbus.{}", name.as_str()))
-        .unwrap();
+    let f = open_rw(&name);
     f.write_at(b"X", data_offset(&name) + 96 + 1 + 3).unwrap();
     let got = sub.recv_timeout(T).unwrap().unwrap();
     assert_eq!((got.seq(), got.payload()), (good, &b"second"[..]));
@@ -451,10 +440,7 @@ fn without_checksum_a_scribbled_payload_is_not_detected_but_headers_are_validate
     let mut sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
     bus.publish("t", b"payload").unwrap();
     let second = bus.publish("t", b"next").unwrap();
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/dev/shm/shmbus.{}", name.as_str()))
-        .unwrap();
+    let f = open_rw(&name);
     // Scribble the first frame's recorded position: validation refuses it and
     // the reader skips it after the claim timeout.
     f.write_at(&[0xEE; 8], data_offset(&name) + 8).unwrap();
@@ -469,12 +455,7 @@ fn truncated_segment_gives_an_error_not_sigbus() {
     let bus = Bus::create(&name, &small()).unwrap();
     let mut sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
     bus.publish("t", b"before").unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/dev/shm/shmbus.{}", name.as_str()))
-        .unwrap()
-        .set_len(4096)
-        .unwrap();
+    open_rw(&name).set_len(4096).unwrap();
     let err = loop {
         match sub.recv_timeout(Duration::from_millis(50)) {
             Err(e) => break e,
@@ -491,16 +472,7 @@ fn evicted_count_is_exact_with_concurrent_producers() {
     let name = TempName::new("evicted");
     let bus = Bus::create(&name, &Config::default().memory_limit(1 << 20).max_frame_size(1024)).unwrap();
     let per = 50_000u64;
-    let hs: Vec<_> = (0..2u32)
-        .map(|p| {
-            let bus = bus.clone();
-            std::thread::spawn(move || {
-                for i in 0..per {
-                    bus.publish("t", &make_payload(p, i, 64)).unwrap();
-                }
-            })
-        })
-        .collect();
+    let hs = publish_from_threads(&bus, 2, per, 64);
     for h in hs {
         h.join().unwrap();
     }

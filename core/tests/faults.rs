@@ -2,274 +2,32 @@
 //! running readers, kill -9 at the worst moments, removal while mapped,
 //! permissions across uids, hostile names and hostile lengths.
 //!
-//! Children are this test binary re-executed with `SHMBUS_FAULTS_ROLE` set;
-//! the `child_entry_point` test then plays that role and prints `RESULT ...`
-//! lines on stdout. Every child is wrapped in a [`Proc`] that kills it on drop,
-//! and every bus name is a [`TempName`] removed on drop, so a failing test
-//! leaves neither processes nor segments behind.
+//! Children are this test binary re-executed with a role (see
+//! `common::child`); the `child_entry_point` test then plays that role and
+//! prints `RESULT ...` lines on stdout. Every child is wrapped in a [`Proc`]
+//! that kills it on drop, and every bus name is a [`TempName`] removed on
+//! drop, so a failing test leaves neither processes nor segments behind.
 //!
 //! Random choices come from a seeded xorshift generator; the seed is printed
 //! and can be fixed with `SHMBUS_FAULTS_SEED=N`.
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{checksum, make_payload, TempName};
-use shmbus::layout::SegmentHeader;
-use shmbus::{Bus, Config, Error, Filter, Start, SubscribeOptions};
-use zerocopy::FromBytes;
-
-const ROLE: &str = "SHMBUS_FAULTS_ROLE";
+use common::child::{
+    self, arg, arg_u64, child_command, kv, result, spawn, spawn_with_stdin, wait_for_subscribers, Outcome, Proc,
+};
+use common::{check_payload, make_payload, oldest, open_rw, read_header, shm_path, verify_payload, Rng, TempName};
+use shmbus::{Bus, Config, Error, Filter, Frame, Subscriber};
 
 // ---------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------
-
-fn child_command(role: &str, args: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_entry_point", "--nocapture", "--test-threads=1", "-q"])
-        .env(ROLE, role)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (k, v) in args {
-        cmd.env(format!("SHMBUS_ARG_{k}"), v);
-    }
-    cmd
-}
-
-fn spawn(role: &str, args: &[(&str, String)]) -> Proc {
-    Proc::new(role, child_command(role, args))
-}
-
-fn arg(k: &str) -> String {
-    std::env::var(format!("SHMBUS_ARG_{k}")).unwrap_or_else(|_| panic!("missing arg {k}"))
-}
-
-fn arg_u64(k: &str) -> u64 {
-    arg(k).parse().unwrap_or_else(|_| panic!("arg {k} is not a number"))
-}
-
-/// Print a result line and flush it (the parent may kill us right after).
-fn result(line: impl std::fmt::Display) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "RESULT {line}");
-    let _ = out.flush();
-}
-
-/// How a child ended.
-struct Outcome {
-    role: String,
-    pid: u32,
-    status: Option<ExitStatus>,
-    hung: bool,
-    diag: String,
-    lines: Vec<String>,
-}
-
-impl Outcome {
-    fn clean(&self) -> bool {
-        !self.hung && self.status.is_some_and(|s| s.success())
-    }
-    fn describe(&self) -> String {
-        if self.hung {
-            format!(
-                "{} (pid {}) HUNG past its deadline:\n{}",
-                self.role, self.pid, self.diag
-            )
-        } else {
-            match self.status {
-                Some(s) => match s.signal() {
-                    Some(sig) => format!("{} (pid {}) killed by signal {sig}", self.role, self.pid),
-                    None => format!("{} (pid {}) exited with {:?}", self.role, self.pid, s.code()),
-                },
-                None => format!("{} (pid {}): no status", self.role, self.pid),
-            }
-        }
-    }
-    /// The first `RESULT` line with `key=` parsed as numbers.
-    fn kv(&self, key: &str) -> HashMap<String, u64> {
-        self.lines
-            .iter()
-            .map(|l| kv(l))
-            .find(|m| m.contains_key(key))
-            .unwrap_or_else(|| panic!("{}: no result line with {key}= in {:?}", self.role, self.lines))
-    }
-}
-
-/// A child process, killed (SIGKILL) and reaped on drop; its `RESULT` lines
-/// are collected by a reader thread so a hung child cannot block the test.
-struct Proc {
-    role: String,
-    child: Option<Child>,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
-}
-
-impl Proc {
-    fn new(role: &str, mut cmd: Command) -> Proc {
-        let mut child = cmd.spawn().expect("spawn child");
-        let out = child.stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let reader = std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(r) = l.strip_prefix("RESULT ") {
-                    sink.lock().unwrap().push(r.to_string());
-                }
-            }
-        });
-        Proc {
-            role: role.to_string(),
-            child: Some(child),
-            lines,
-            reader: Some(reader),
-        }
-    }
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-    /// Wait until a result line starting with `prefix` arrives.
-    fn wait_line(&mut self, prefix: &str, limit: Duration) -> String {
-        let t0 = Instant::now();
-        loop {
-            if let Some(l) = self.lines().into_iter().find(|l| l.starts_with(prefix)) {
-                return l;
-            }
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                // It exited: give the reader a moment to deliver the last lines.
-                std::thread::sleep(Duration::from_millis(20));
-                if let Some(l) = self.lines().into_iter().find(|l| l.starts_with(prefix)) {
-                    return l;
-                }
-                panic!("{} exited ({st}) before printing {prefix:?}", self.role);
-            }
-            assert!(t0.elapsed() < limit, "{} never printed {prefix:?}", self.role);
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    /// SIGKILL and reap; returns the status.
-    fn kill9(&mut self) -> ExitStatus {
-        let c = self.child.as_mut().unwrap();
-        // Child::kill sends SIGKILL.
-        let _ = c.kill();
-        c.wait().unwrap()
-    }
-    /// Wait at most `limit` for the child to exit; a child still running then
-    /// is diagnosed (process state, stacks), killed and reported as hung.
-    fn finish(mut self, limit: Duration) -> Outcome {
-        let mut child = self.child.take().unwrap();
-        let pid = child.id();
-        let deadline = Instant::now() + limit;
-        let mut hung = false;
-        let mut diag = String::new();
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break Some(st);
-            }
-            if Instant::now() > deadline {
-                hung = true;
-                diag = diagnose(pid);
-                let _ = child.kill();
-                break child.wait().ok();
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        Outcome {
-            role: self.role.clone(),
-            pid,
-            status,
-            hung,
-            diag,
-            lines: self.lines(),
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// What a hung process is doing: its state and, when gdb is there, its stacks.
-fn diagnose(pid: u32) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let state = status.lines().find(|l| l.starts_with("State:")).unwrap_or("State: ?");
-    let mut out = format!("  {state}\n");
-    let gdb = Command::new("timeout")
-        .args([
-            "20",
-            "gdb",
-            "-p",
-            &pid.to_string(),
-            "-batch",
-            "-ex",
-            "thread apply all bt 12",
-        ])
-        .stdin(Stdio::null())
-        .output();
-    if let Ok(o) = gdb {
-        for l in String::from_utf8_lossy(&o.stdout).lines() {
-            // Only our frames: where in shmbus (or in the role) it is stuck.
-            let Some(rest) = l.strip_prefix('#') else { continue };
-            let rest = rest.split_once(" in ").map_or(rest, |(_, r)| r);
-            let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ');
-            if rest.starts_with("shmbus::") || rest.starts_with("faults::") {
-                let func = rest.split(" (").next().unwrap_or(rest);
-                let at = rest.rsplit_once(" at ").map_or("", |(_, a)| a);
-                out.push_str(&format!("  {func} at {at}\n"));
-            }
-        }
-    }
-    out
-}
-
-fn kv(line: &str) -> HashMap<String, u64> {
-    line.split_whitespace()
-        .filter_map(|w| w.split_once('='))
-        .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_string(), v)))
-        .collect()
-}
-
-fn wait_for_subscribers(bus: &Bus, n: usize) {
-    let t0 = Instant::now();
-    while bus.stats().subscribers.iter().filter(|s| s.alive).count() < n {
-        assert!(t0.elapsed() < Duration::from_secs(20), "children never subscribed");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// xorshift64* generator.
-struct Rng(u64);
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// The seed for this run: `SHMBUS_FAULTS_SEED` or the clock.
 fn seed() -> u64 {
@@ -284,47 +42,9 @@ fn seed() -> u64 {
         })
 }
 
-fn shm_path(name: &str) -> String {
-    format!("/dev/shm/shmbus.{name}")
-}
-
-fn read_header(file: &std::fs::File) -> SegmentHeader {
-    let mut buf = vec![0u8; std::mem::size_of::<SegmentHeader>()];
-    file.read_exact_at(&mut buf, 0).unwrap();
-    SegmentHeader::read_from_bytes(&buf).unwrap()
-}
-
-fn open_rw(name: &str) -> std::fs::File {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(shm_path(name))
-        .unwrap()
-}
-
-/// Non-panicking version of `common::check_payload`: `(producer, index)` if
-/// the payload is intact.
-fn verify_payload(v: &[u8]) -> Option<(u32, u64)> {
-    let n = v.len();
-    if n < 20 {
-        return None;
-    }
-    let c = u64::from_le_bytes(v[n - 8..].try_into().unwrap());
-    (c == checksum(&v[..n - 8])).then(|| {
-        (
-            u32::from_le_bytes(v[..4].try_into().unwrap()),
-            u64::from_le_bytes(v[4..12].try_into().unwrap()),
-        )
-    })
-}
-
 /// Peak resident set size of this process, in KiB.
 fn vm_hwm_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    child::status_kib("self", "VmHWM").unwrap()
 }
 
 /// Offsets inside a frame header (see `shmbus::frame::FrameHeader`).
@@ -333,20 +53,13 @@ const FH_PAYLOAD_LEN: u64 = 84;
 const FH_KIND: u64 = 88;
 const FH_LEN: u64 = 96;
 
-fn oldest() -> SubscribeOptions {
-    SubscribeOptions {
-        start: Start::Oldest,
-        ..Default::default()
-    }
-}
-
 // ---------------------------------------------------------------------------
 // child roles
 // ---------------------------------------------------------------------------
 
 #[test]
 fn child_entry_point() {
-    let Ok(role) = std::env::var(ROLE) else { return };
+    let Some(role) = child::role() else { return };
     match role.as_str() {
         "scribble-producer" => role_scribble_producer(),
         "scribble-subscriber" => role_scribble_subscriber(),
@@ -610,12 +323,7 @@ fn role_claimer() {
 /// Publish id 7 frames (paced) until stdin closes.
 fn role_steady_producer() {
     let bus = Bus::open(&arg("BUS")).unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s = stop.clone();
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-        s.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
+    let stop = child::stop_on_stdin_eof();
     let mut i = 0u64;
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         bus.publish("data.steady", &make_payload(7, i, 48 + (i as usize % 200)))
@@ -654,7 +362,7 @@ fn role_member() {
         match sub.recv_timeout(wait).unwrap() {
             Some(f) => {
                 started = true;
-                let (p, i) = common::check_payload(f.payload());
+                let (p, i) = check_payload(f.payload());
                 result(format!("p={p} i={i}"));
             }
             None => break,
@@ -682,7 +390,7 @@ fn role_remove_survivor() {
             .recv_timeout(Duration::from_secs(20))
             .unwrap()
             .expect("frames stopped coming after remove");
-        assert_eq!(common::check_payload(f.payload()), (1, i));
+        assert_eq!(check_payload(f.payload()), (1, i));
     }
     for i in 0..n {
         bus.publish("from.child", &make_payload(2, i, 80)).unwrap();
@@ -730,7 +438,7 @@ fn role_hostile_reader() {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(3) && got.len() < 2 {
         if let Some(f) = sub.recv_timeout(Duration::from_millis(100)).unwrap() {
-            got.push(common::check_payload(f.payload()).1);
+            got.push(check_payload(f.payload()).1);
         }
     }
     let growth = vm_hwm_kib().saturating_sub(before);
@@ -798,7 +506,7 @@ fn scribble_run(tag: &str, checksum: bool, target: &str, data_ms: u64, header_ms
         })
         .collect();
     std::thread::sleep(Duration::from_millis(100));
-    let scribbler = spawn(
+    let mut scribbler = spawn(
         "scribbler",
         &[
             ("BUS", name.to_string()),
@@ -819,14 +527,14 @@ fn scribble_run(tag: &str, checksum: bool, target: &str, data_ms: u64, header_ms
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    all.extend(producers.into_iter().map(|p| p.finish(limit)));
-    all.extend(subs.into_iter().map(|s| s.finish(limit)));
+    all.extend(producers.into_iter().map(|mut p| p.finish(limit)));
+    all.extend(subs.into_iter().map(|mut s| s.finish(limit)));
     for o in &all {
-        eprintln!("{tag}: {} {:?}", o.role, o.lines);
+        eprintln!("{tag}: {} {:?}", o.name, o.lines);
     }
     let failures: Vec<String> = all.iter().filter(|o| !o.clean()).map(Outcome::describe).collect();
     assert!(failures.is_empty(), "{tag} seed {seed}: {failures:#?}");
-    for s in all.iter().filter(|o| o.role == "scribble-subscriber") {
+    for s in all.iter().filter(|o| o.name == "scribble-subscriber") {
         let m = s.kv("delivered");
         assert!(m["delivered"] > 0, "seed {seed}: a subscriber got nothing: {m:?}");
         assert_eq!(
@@ -862,7 +570,7 @@ fn scribbled_frames_are_detected_counted_and_never_delivered_with_checksum() {
     let all = scribble_run("scribble-crc", true, "committed", 2000, 0);
     let corrupt: u64 = all
         .iter()
-        .filter(|o| o.role == "scribble-subscriber")
+        .filter(|o| o.name == "scribble-subscriber")
         .map(|o| o.kv("corrupt")["corrupt"])
         .sum();
     assert!(
@@ -885,6 +593,30 @@ fn scribbled_header_words_never_crash_or_hang_producers_or_subscribers() {
     scribble_run("scribble-header", true, "any", 500, 1500);
 }
 
+/// A bus on `name` (`cfg`) with a subscriber from the oldest frame and
+/// frames `make_payload(1, 0..3, 100)` on `data.x`; also returns the segment
+/// file (to scribble on) and the file offset of frame 1.
+fn three_frames(name: &TempName, cfg: &Config) -> (Bus, Subscriber, std::fs::File, u64) {
+    let bus = Bus::create(name, cfg).unwrap();
+    let sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
+    for i in 0..3 {
+        bus.publish("data.x", &make_payload(1, i, 100)).unwrap();
+    }
+    let file = open_rw(name);
+    // Frame 1 starts right after frame 0 (96 + 6 + 100 -> 208 bytes).
+    let f1 = read_header(&file).off_data + shmbus::frame::frame_len(6, 100) as u64;
+    (bus, sub, file, f1)
+}
+
+/// `f` of every frame received until none comes for 300 ms.
+fn recv_until_quiet<T>(sub: &mut Subscriber, mut f: impl FnMut(&Frame) -> T) -> Vec<T> {
+    let mut got = vec![];
+    while let Some(frame) = sub.recv_timeout(Duration::from_millis(300)).unwrap() {
+        got.push(f(&frame));
+    }
+    got
+}
+
 /// One payload byte of a committed frame flipped in the file: with the
 /// checksum the frame is dropped and counted; without it only the
 /// application's own check can notice (which is what `checksum` is for).
@@ -892,24 +624,13 @@ fn scribbled_header_words_never_crash_or_hang_producers_or_subscribers() {
 fn flipped_payload_byte_is_dropped_and_counted_only_with_checksum() {
     for on in [true, false] {
         let name = TempName::new("crc-flip");
-        let bus = Bus::create(&name, &Config::default().memory_limit(1 << 20).checksum(on)).unwrap();
+        let (bus, mut sub, file, f1) = three_frames(&name, &Config::default().memory_limit(1 << 20).checksum(on));
         assert_eq!(bus.config().get_checksum(), on);
-        let mut sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
-        for i in 0..3 {
-            bus.publish("data.x", &make_payload(1, i, 100)).unwrap();
-        }
-        let file = open_rw(&name);
-        let h = read_header(&file);
-        // Frame 1 starts right after frame 0 (96 + 6 + 100 -> 208 bytes).
-        let f1 = h.off_data + shmbus::frame::frame_len(6, 100) as u64;
         let at = f1 + FH_LEN + 6 + 30;
         let mut b = [0u8; 1];
         file.read_exact_at(&mut b, at).unwrap();
         file.write_all_at(&[b[0] ^ 0x40], at).unwrap();
-        let mut got = vec![];
-        while let Some(f) = sub.recv_timeout(Duration::from_millis(300)).unwrap() {
-            got.push((f.seq(), verify_payload(f.payload()).is_some()));
-        }
+        let got = recv_until_quiet(&mut sub, |f| (f.seq(), verify_payload(f.payload()).is_some()));
         if on {
             assert_eq!(got, vec![(0, true), (2, true)], "checksum on");
             assert_eq!(sub.corrupt(), 1);
@@ -930,19 +651,9 @@ fn scribbled_frame_header_is_skipped_as_abandoned_without_checksum() {
     let cfg = Config::default()
         .memory_limit(1 << 20)
         .claim_timeout(Duration::from_millis(10));
-    let bus = Bus::create(&name, &cfg).unwrap();
-    let mut sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
-    for i in 0..3 {
-        bus.publish("data.x", &make_payload(1, i, 100)).unwrap();
-    }
-    let file = open_rw(&name);
-    let h = read_header(&file);
-    let f1 = h.off_data + shmbus::frame::frame_len(6, 100) as u64;
+    let (_bus, mut sub, file, f1) = three_frames(&name, &cfg);
     file.write_all_at(&[0xEE], f1 + FH_KIND).unwrap();
-    let mut got = vec![];
-    while let Some(f) = sub.recv_timeout(Duration::from_millis(300)).unwrap() {
-        got.push(common::check_payload(f.payload()).1);
-    }
+    let got = recv_until_quiet(&mut sub, |f| check_payload(f.payload()).1);
     assert_eq!(got, vec![0, 2]);
     assert_eq!(sub.abandoned(), 1);
 }
@@ -953,22 +664,12 @@ fn scribbled_frame_header_is_skipped_as_abandoned_without_checksum() {
 #[test]
 fn scribbled_frame_seq_does_not_wedge_a_subscriber_without_checksum() {
     let name = TempName::new("seq-flip");
-    let bus = Bus::create(&name, &Config::default().memory_limit(1 << 20)).unwrap();
-    let mut sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
-    for i in 0..3 {
-        bus.publish("data.x", &make_payload(1, i, 100)).unwrap();
-    }
-    let file = open_rw(&name);
-    let h = read_header(&file);
-    let f1 = h.off_data + shmbus::frame::frame_len(6, 100) as u64;
+    let (bus, mut sub, file, f1) = three_frames(&name, &Config::default().memory_limit(1 << 20));
     file.write_all_at(&(1u64 << 60).to_le_bytes(), f1 + FH_SEQ).unwrap();
     for i in 3..13 {
         bus.publish("data.x", &make_payload(1, i, 100)).unwrap();
     }
-    let mut got = vec![];
-    while let Some(f) = sub.recv_timeout(Duration::from_millis(300)).unwrap() {
-        got.push(common::check_payload(f.payload()).1);
-    }
+    let got = recv_until_quiet(&mut sub, |f| check_payload(f.payload()).1);
     assert!(
         got.ends_with(&(3..13).collect::<Vec<u64>>()),
         "frames published after the scribbled one never arrived: got {got:?}, abandoned {}",
@@ -998,8 +699,8 @@ fn truncate_under(role: &str) {
     let o = victim.finish(Duration::from_secs(10));
     assert!(!o.hung, "{}", o.describe());
     let st = o.status.unwrap();
-    assert_eq!(st.signal(), None, "{} died of a signal: {}", o.role, o.describe());
-    assert_eq!(st.code(), Some(3), "{}: {} {:?}", o.role, o.describe(), o.lines);
+    assert_eq!(st.signal(), None, "{} died of a signal: {}", o.name, o.describe());
+    assert_eq!(st.code(), Some(3), "{}: {} {:?}", o.name, o.describe(), o.lines);
     let line = o.lines.iter().find(|l| l.starts_with("incompatible")).unwrap();
     assert!(line.contains("truncated"), "{line}");
 }
@@ -1020,8 +721,7 @@ fn truncated_segment_fails_try_recv_and_publish_in_the_same_process() {
     // the whole test binary down.
     let name = TempName::new("truncate-self");
     drop(Bus::create(&name, &Config::default().memory_limit(1 << 20)).unwrap());
-    let o = spawn("truncate-self", &[("BUS", name.to_string())]).finish(Duration::from_secs(30));
-    assert!(o.clean(), "{}", o.describe());
+    let o = spawn("truncate-self", &[("BUS", name.to_string())]).finish_clean(Duration::from_secs(30));
     assert_eq!(o.lines, vec!["ok".to_string()]);
 }
 
@@ -1040,10 +740,7 @@ fn producers_killed_between_claim_and_commit_200_times_do_not_stop_subscribers()
         .claim_timeout(Duration::from_millis(5));
     let bus = Bus::create(&name, &cfg).unwrap();
     let mut sub = bus.subscribe(Filter::all()).unwrap();
-    let mut cmd = child_command("steady-producer", &[("BUS", name.to_string())]);
-    cmd.stdin(Stdio::piped());
-    let mut steady = Proc::new("steady-producer", cmd);
-    let steady_stdin = steady.child.as_mut().unwrap().stdin.take().unwrap();
+    let (mut steady, steady_stdin) = spawn_with_stdin("steady-producer", &[("BUS", name.to_string())]);
 
     let mut next_steady = 0u64;
     let mut steady_seen = 0u64;
@@ -1062,7 +759,7 @@ fn producers_killed_between_claim_and_commit_200_times_do_not_stop_subscribers()
     };
     let drain = |sub: &mut shmbus::Subscriber, seen: &mut dyn FnMut(u32, u64)| {
         while let Some(f) = sub.try_recv().unwrap() {
-            let (p, i) = common::check_payload(f.payload());
+            let (p, i) = check_payload(f.payload());
             seen(p, i);
         }
     };
@@ -1080,15 +777,14 @@ fn producers_killed_between_claim_and_commit_200_times_do_not_stop_subscribers()
     // dead claimer announced is evicted (and its slot counted abandoned).
     std::thread::sleep(Duration::from_millis(300));
     drop(steady_stdin);
-    let o = steady.finish(Duration::from_secs(20));
-    assert!(o.clean(), "{}", o.describe());
+    let o = steady.finish_clean(Duration::from_secs(20));
     let steady_published = o.kv("published")["published"];
     let end = bus.publish("ctl.end", &make_payload(0, 0, 32)).unwrap();
     let t1 = Instant::now();
     loop {
         let f = sub.recv_timeout(Duration::from_millis(200)).unwrap();
         if let Some(f) = f {
-            let (p, i) = common::check_payload(f.payload());
+            let (p, i) = check_payload(f.payload());
             if f.seq() == end {
                 break;
             }
@@ -1143,7 +839,7 @@ fn killed_group_member_and_subscriber_are_reclaimed_and_lose_at_most_one_frame()
     idle.wait_line("ready", Duration::from_secs(20));
     wait_for_subscribers(&bus, 4);
     let n = 4000u64;
-    let producer = spawn(
+    let mut producer = spawn(
         "paced-producer",
         &[("BUS", name.to_string()), ("ID", "3".into()), ("N", n.to_string())],
     );
@@ -1152,8 +848,7 @@ fn killed_group_member_and_subscriber_are_reclaimed_and_lose_at_most_one_frame()
         assert!(t0.elapsed() < Duration::from_secs(30), "the group is not progressing");
         std::thread::sleep(Duration::from_millis(1));
     }
-    let victim = members.remove(0);
-    let mut victim = victim;
+    let mut victim = members.remove(0);
     assert_eq!(victim.kill9().signal(), Some(libc::SIGKILL));
     assert_eq!(idle.kill9().signal(), Some(libc::SIGKILL));
     let dead = victim.finish(Duration::from_secs(5));
@@ -1163,8 +858,7 @@ fn killed_group_member_and_subscriber_are_reclaimed_and_lose_at_most_one_frame()
     assert_eq!(st.subscribers.len(), 2, "{:?}", st.subscribers);
     assert!(st.subscribers.iter().all(|s| s.alive));
     assert_eq!(st.groups[0].members, 2);
-    let o = producer.finish(Duration::from_secs(60));
-    assert!(o.clean(), "{}", o.describe());
+    producer.finish_clean(Duration::from_secs(60));
     let mut all: Vec<u64> = vec![];
     let from_dead = dead.lines.iter().filter(|l| l.starts_with("p=")).count();
     for l in &dead.lines {
@@ -1172,9 +866,8 @@ fn killed_group_member_and_subscriber_are_reclaimed_and_lose_at_most_one_frame()
             all.push(*i);
         }
     }
-    for m in members {
-        let o = m.finish(Duration::from_secs(60));
-        assert!(o.clean(), "{}", o.describe());
+    for mut m in members {
+        let o = m.finish_clean(Duration::from_secs(60));
         let mut after_kill = 0;
         for l in &o.lines {
             let m = kv(l);
@@ -1232,11 +925,10 @@ fn removed_bus_keeps_working_for_its_users_and_a_later_create_starts_clean() {
             .recv_timeout(Duration::from_secs(20))
             .unwrap()
             .expect("the child's frames never came back on the removed bus");
-        assert_eq!(common::check_payload(f.payload()), (2, got));
+        assert_eq!(check_payload(f.payload()), (2, got));
         got += 1;
     }
-    let o = child.finish(Duration::from_secs(20));
-    assert!(o.clean(), "{}", o.describe());
+    child.finish_clean(Duration::from_secs(20));
     assert!(
         fresh_sub.try_recv().unwrap().is_none(),
         "old traffic leaked into the new bus"
@@ -1289,8 +981,7 @@ fn another_uid_cannot_open_a_0600_bus_but_can_open_a_0666_one() {
             Ok(())
         });
     }
-    let o = Proc::new("uid-opener", cmd).finish(Duration::from_secs(30));
-    assert!(o.clean(), "{} {:?}", o.describe(), o.lines);
+    let o = Proc::new("uid-opener", cmd).finish_clean(Duration::from_secs(30));
     assert!(o.lines.contains(&"private=denied".to_string()), "{:?}", o.lines);
     assert!(
         o.lines.contains(&format!("shared=published uid={uid}")),
@@ -1301,7 +992,7 @@ fn another_uid_cannot_open_a_0600_bus_but_can_open_a_0666_one() {
         .recv_timeout(Duration::from_secs(5))
         .unwrap()
         .expect("frame from nobody");
-    assert_eq!(common::check_payload(f.payload()), (uid, 1));
+    assert_eq!(check_payload(f.payload()), (uid, 1));
 }
 
 #[test]
@@ -1342,13 +1033,9 @@ fn bad_names_are_rejected_before_any_system_call() {
         "-o",
     ])
     .arg(&trace)
-    .arg(std::env::current_exe().unwrap())
-    .args(["--exact", "child_entry_point", "--nocapture", "--test-threads=1", "-q"])
-    .env(ROLE, "bad-names")
-    .env("SHMBUS_ARG_GOOD", good.as_str())
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    .arg(std::env::current_exe().unwrap());
+    child::configure(&mut cmd, "bad-names", &[("GOOD", good.to_string())]);
+    cmd.stderr(Stdio::piped());
     let out = cmd.output().unwrap();
     let text = std::fs::read_to_string(&trace).unwrap_or_default();
     let _ = std::fs::remove_file(&trace);
@@ -1420,8 +1107,7 @@ fn hostile_frame_lengths_are_refused_without_allocating_or_panicking() {
     // Frame 1: a header claiming a ~4 GiB payload.
     file.write_all_at(&0xffff_fff0u32.to_le_bytes(), f1 + FH_PAYLOAD_LEN)
         .unwrap();
-    let o = spawn("hostile-reader", &[("BUS", name.to_string())]).finish(Duration::from_secs(30));
-    assert!(o.clean(), "{}", o.describe());
+    let o = spawn("hostile-reader", &[("BUS", name.to_string())]).finish_clean(Duration::from_secs(30));
     let m = o.kv("delivered");
     assert_eq!((m["delivered"], m["first"], m["abandoned"]), (1, 2, 2), "{m:?}");
     let bound_kib = h.partition_size / 1024 + 2048;

@@ -6,84 +6,28 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{check_payload, make_payload, TempName};
+use common::child::{self, arg, kv, result, spawn, wait_for_subscribers, Proc};
+use common::{check_payload, make_payload, Rng, StreamCheck, TempName};
 use shmbus::{Bus, Config, Filter, Overflow, Start, SubscribeOptions};
 
-const ROLE: &str = "SHMBUS_TEST_ROLE";
-
-fn spawn(role: &str, args: &[(&str, String)]) -> Child {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_entry_point", "--nocapture", "--test-threads=1", "-q"])
-        .env(ROLE, role)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (k, v) in args {
-        cmd.env(format!("SHMBUS_ARG_{k}"), v);
-    }
-    cmd.spawn().expect("spawn child")
-}
-
-fn arg(k: &str) -> String {
-    std::env::var(format!("SHMBUS_ARG_{k}")).unwrap_or_else(|_| panic!("missing arg {k}"))
-}
-
-/// Kills the child on drop so a failing test leaves no process behind.
-struct Reaper(Option<Child>);
-impl Reaper {
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().unwrap()
-    }
-    /// Wait for exit and return the `RESULT` lines.
-    fn results(mut self, limit: Duration) -> Vec<String> {
-        let mut child = self.0.take().unwrap();
-        let out = child.stdout.take().unwrap();
-        let deadline = Instant::now() + limit;
-        let lines: Vec<String> = BufReader::new(out)
-            .lines()
-            .map_while(Result::ok)
-            .filter(|l| l.starts_with("RESULT "))
-            .map(|l| l["RESULT ".len()..].to_string())
-            .collect();
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                assert!(st.success(), "child failed: {st}");
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("child did not exit in time");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        lines
-    }
-}
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn kv(line: &str) -> HashMap<String, u64> {
-    line.split_whitespace()
-        .filter_map(|w| w.split_once('='))
-        .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_string(), v)))
+/// `count` producer children with ids `0..count`, each publishing `n` frames.
+fn spawn_producers(name: &TempName, count: u32, n: u64) -> Vec<Proc> {
+    (0..count)
+        .map(|id| {
+            spawn(
+                "producer",
+                &[("BUS", name.to_string()), ("ID", id.to_string()), ("N", n.to_string())],
+            )
+        })
         .collect()
 }
 
-fn wait_for_subscribers(bus: &Bus, n: usize) {
-    let t0 = Instant::now();
-    while bus.stats().subscribers.iter().filter(|s| s.alive).count() < n {
-        assert!(t0.elapsed() < Duration::from_secs(20), "children never subscribed");
-        std::thread::sleep(Duration::from_millis(5));
+/// Wait for each producer to publish all of its `n` frames.
+fn finish_producers(producers: Vec<Proc>, n: u64, limit: Duration) {
+    for mut p in producers {
+        assert_eq!(p.finish_clean(limit).kv("published")["published"], n);
     }
 }
 
@@ -93,7 +37,7 @@ fn wait_for_subscribers(bus: &Bus, n: usize) {
 
 #[test]
 fn child_entry_point() {
-    let Ok(role) = std::env::var(ROLE) else { return };
+    let Some(role) = child::role() else { return };
     match role.as_str() {
         "producer" => role_producer(),
         "subscriber" => role_subscriber(),
@@ -113,7 +57,7 @@ fn role_producer() {
         let len = 24 + (i as usize * 7 + id as usize * 13) % 200;
         bus.publish(&format!("data.p{id}"), &make_payload(id, i, len)).unwrap();
     }
-    println!("RESULT published={n}");
+    result(format!("published={n}"));
 }
 
 fn role_subscriber() {
@@ -122,42 +66,31 @@ fn role_subscriber() {
     let mut sub = bus
         .subscribe(Filter::topic("data.#").or(Filter::topic("ctl.done")))
         .unwrap();
-    let mut next: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut last_seq = None;
-    let mut delivered = 0u64;
+    let mut check = StreamCheck::default();
     loop {
         let f = sub
             .recv_timeout(Duration::from_secs(20))
             .unwrap()
             .expect("frames stopped coming");
-        if let Some(l) = last_seq {
-            assert!(f.seq() > l, "seq went backwards");
-        }
-        last_seq = Some(f.seq());
-        if f.topic() == "ctl.done" {
+        if !check.frame(&f) {
             break;
         }
-        let (p, i) = check_payload(f.payload());
-        assert_eq!(f.topic(), format!("data.p{p}"));
-        let e = next.entry(p).or_insert(0);
-        assert!(i >= *e, "producer {p} order violated: {i} after {e}");
-        *e = i + 1;
-        delivered += 1;
-        if slow && delivered % 64 == 0 {
+        if slow && check.delivered % 64 == 0 {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    println!(
-        "RESULT delivered={delivered} missed={} abandoned={}",
+    result(format!(
+        "delivered={} missed={} abandoned={}",
+        check.delivered,
         sub.missed(),
         sub.abandoned()
-    );
+    ));
 }
 
 fn role_member() {
     let bus = Bus::open(&arg("BUS")).unwrap();
     let mut sub = bus.join_group("workers", Filter::topic("data.#")).unwrap();
-    println!("RESULT ready=1");
+    result("ready=1");
     let mut got = vec![];
     let mut started = false;
     while let Some(f) = sub
@@ -168,9 +101,9 @@ fn role_member() {
         got.push(check_payload(f.payload()));
     }
     for (p, i) in got {
-        println!("RESULT p={p} i={i}");
+        result(format!("p={p} i={i}"));
     }
-    println!("RESULT missed={}", sub.missed());
+    result(format!("missed={}", sub.missed()));
 }
 
 fn role_spin_producer() {
@@ -188,9 +121,7 @@ fn role_claim_and_hang() {
     let bus = Bus::open(&arg("BUS")).unwrap();
     let mut claim = bus.claim("data.hang", 100).unwrap();
     claim.payload_mut()[0] = 1;
-    println!("RESULT claimed={}", claim.seq());
-    use std::io::Write;
-    std::io::stdout().flush().unwrap();
+    result(format!("claimed={}", claim.seq()));
     std::thread::sleep(Duration::from_secs(60));
     claim.commit();
 }
@@ -210,36 +141,24 @@ fn four_producer_processes_three_subscribers_reconcile_with_one_lapped() {
     let name = TempName::new("mp-reconcile");
     let cfg = Config::default().memory_limit(512 << 10).max_frame_size(1024);
     let bus = Bus::create(&name, &cfg).unwrap();
-    let subs: Vec<Reaper> = (0..3)
+    let subs: Vec<Proc> = (0..3)
         .map(|k| {
-            Reaper(Some(spawn(
+            spawn(
                 "subscriber",
                 &[
                     ("BUS", name.to_string()),
                     ("SLOW", if k == 2 { "1".into() } else { "0".into() }),
                 ],
-            )))
+            )
         })
         .collect();
     wait_for_subscribers(&bus, 3);
     let n = 20_000u64;
-    let producers: Vec<Reaper> = (0..4)
-        .map(|id| {
-            Reaper(Some(spawn(
-                "producer",
-                &[("BUS", name.to_string()), ("ID", id.to_string()), ("N", n.to_string())],
-            )))
-        })
-        .collect();
-    for p in producers {
-        let r = p.results(Duration::from_secs(120));
-        assert_eq!(kv(&r[0])["published"], n);
-    }
+    finish_producers(spawn_producers(&name, 4, n), n, Duration::from_secs(120));
     bus.publish("ctl.done", b"").unwrap();
     let mut lapped = 0;
-    for s in subs {
-        let r = s.results(Duration::from_secs(120));
-        let m = kv(&r[0]);
+    for mut s in subs {
+        let m = s.finish_clean(Duration::from_secs(120)).kv("delivered");
         assert_eq!(
             m["delivered"] + m["missed"],
             4 * n,
@@ -260,26 +179,14 @@ fn four_producer_processes_three_subscribers_reconcile_with_one_lapped() {
 fn group_of_three_processes_gets_each_frame_exactly_once() {
     let name = TempName::new("mp-group");
     let bus = Bus::create(&name, &Config::default().memory_limit(32 << 20)).unwrap();
-    let mut members: Vec<Reaper> = (0..3)
-        .map(|_| Reaper(Some(spawn("member", &[("BUS", name.to_string())]))))
-        .collect();
+    let members: Vec<Proc> = (0..3).map(|_| spawn("member", &[("BUS", name.to_string())])).collect();
     wait_for_subscribers(&bus, 3);
     let n = 6_000u64;
-    let producers: Vec<Reaper> = (0..2)
-        .map(|id| {
-            Reaper(Some(spawn(
-                "producer",
-                &[("BUS", name.to_string()), ("ID", id.to_string()), ("N", n.to_string())],
-            )))
-        })
-        .collect();
-    for p in producers {
-        p.results(Duration::from_secs(60));
-    }
+    finish_producers(spawn_producers(&name, 2, n), n, Duration::from_secs(60));
     let mut all = vec![];
     let mut per_member = vec![];
-    for m in members.drain(..) {
-        let lines = m.results(Duration::from_secs(60));
+    for mut m in members {
+        let lines = m.finish_clean(Duration::from_secs(60)).lines;
         let mut mine = 0;
         for l in &lines {
             let kvs = kv(l);
@@ -309,57 +216,45 @@ fn killed_producers_do_not_stop_the_others() {
     let bus = Bus::create(&name, &cfg).unwrap();
     let mut sub = bus.subscribe(Filter::all()).unwrap();
     let steady_n = 30_000u64;
-    let steady = Reaper(Some(spawn(
+    let steady = spawn(
         "producer",
         &[
             ("BUS", name.to_string()),
             ("ID", "7".into()),
             ("N", steady_n.to_string()),
         ],
-    )));
-    let mut rng = 12345u64;
+    );
+    let mut rng = Rng::new(12345);
     let mut steady_seen = 0u64;
     let mut next_steady = 0u64;
-    let mut drain = |sub: &mut shmbus::Subscriber| {
-        while let Some(f) = sub.try_recv().unwrap() {
-            let (p, i) = check_payload(f.payload());
-            if p == 7 {
-                assert!(i >= next_steady);
-                next_steady = i + 1;
-                steady_seen += 1;
-            }
+    // Every frame is intact; the steady producer's arrive in order.
+    let mut seen = |f: &shmbus::Frame| {
+        let (p, i) = check_payload(f.payload());
+        if p == 7 {
+            assert!(i >= next_steady);
+            next_steady = i + 1;
+            steady_seen += 1;
         }
     };
     for k in 0..40 {
-        let mut victim = Reaper(Some(spawn(
+        let mut victim = spawn(
             "spin-producer",
             &[("BUS", name.to_string()), ("ID", (100 + k).to_string())],
-        )));
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        std::thread::sleep(Duration::from_millis(2 + rng % 15));
-        // SAFETY-free: Child::kill sends SIGKILL.
-        victim.child().kill().unwrap();
-        victim.child().wait().unwrap();
-        drain(&mut sub);
+        );
+        std::thread::sleep(Duration::from_millis(2 + rng.below(15)));
+        victim.kill9();
+        while let Some(f) = sub.try_recv().unwrap() {
+            seen(&f);
+        }
     }
-    let r = steady.results(Duration::from_secs(120));
-    assert_eq!(kv(&r[0])["published"], steady_n);
+    finish_producers(vec![steady], steady_n, Duration::from_secs(120));
     // The bus still works for everybody after 40 kills.
     let seq = bus.publish("after", &make_payload(9, 0, 64)).unwrap();
     let t0 = Instant::now();
     loop {
         match sub.recv_timeout(Duration::from_millis(200)).unwrap() {
             Some(f) if f.seq() == seq => break,
-            Some(f) => {
-                let (p, i) = check_payload(f.payload());
-                if p == 7 {
-                    assert!(i >= next_steady);
-                    next_steady = i + 1;
-                    steady_seen += 1;
-                }
-            }
+            Some(f) => seen(&f),
             None => {}
         }
         assert!(t0.elapsed() < Duration::from_secs(30), "subscriber wedged");
@@ -378,16 +273,9 @@ fn producer_killed_between_claim_and_commit_is_skipped_and_counted() {
         .claim_timeout(Duration::from_millis(50));
     let bus = Bus::create(&name, &cfg).unwrap();
     let mut sub = bus.subscribe(Filter::all()).unwrap();
-    let mut hang = Reaper(Some(spawn("claim-and-hang", &[("BUS", name.to_string())])));
-    let out = hang.child().stdout.take().unwrap();
-    let line = BufReader::new(out)
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.starts_with("RESULT "))
-        .unwrap();
-    let claimed = kv(&line["RESULT ".len()..])["claimed"];
-    hang.child().kill().unwrap();
-    hang.child().wait().unwrap();
+    let mut hang = spawn("claim-and-hang", &[("BUS", name.to_string())]);
+    let claimed = kv(&hang.wait_line("claimed=", Duration::from_secs(20)))["claimed"];
+    hang.kill9();
     let after = bus.publish("after", b"x").unwrap();
     assert_eq!(after, claimed + 1);
     let f = sub
@@ -411,10 +299,9 @@ fn killed_subscriber_entry_is_reclaimed_and_no_longer_blocks() {
         .max_frame_size(1024)
         .overflow(Overflow::Block(Duration::from_millis(200)));
     let bus = Bus::create(&name, &cfg).unwrap();
-    let mut child = Reaper(Some(spawn("idle-subscriber", &[("BUS", name.to_string())])));
+    let mut child = spawn("idle-subscriber", &[("BUS", name.to_string())]);
     wait_for_subscribers(&bus, 1);
-    child.child().kill().unwrap();
-    child.child().wait().unwrap();
+    child.kill9();
     let st = bus.stats();
     assert_eq!(st.subscribers.len(), 1);
     assert!(!st.subscribers[0].alive);

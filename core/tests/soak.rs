@@ -12,117 +12,44 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::collections::HashMap;
+use std::process::ChildStdin;
 use std::time::{Duration, Instant};
 
-use common::{check_payload, make_payload, TempName};
+use common::child::{self, arg, result, spawn, spawn_with_stdin, wait_for_subscribers, Proc};
+use common::{make_payload, shm_path, StreamCheck, TempName};
 use shmbus::{Bus, Config, Filter};
 
-const ROLE: &str = "SHMBUS_SOAK_ROLE";
 const RSS_BOUND_KIB: u64 = 2048;
 
-fn arg(k: &str) -> String {
-    std::env::var(format!("SHMBUS_ARG_{k}")).unwrap_or_else(|_| panic!("missing arg {k}"))
-}
-
-fn result(line: impl std::fmt::Display) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "RESULT {line}");
-    let _ = out.flush();
-}
-
-fn kv(line: &str) -> BTreeMap<String, u64> {
-    line.split_whitespace()
-        .filter_map(|w| w.split_once('='))
-        .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_string(), v)))
-        .collect()
-}
-
-/// A child process, killed on drop; `RESULT` lines collected by a thread.
-struct Proc {
-    name: String,
-    child: Child,
+/// A soak process (killed on drop) and its RSS samples.
+struct Member {
+    proc: Proc,
+    /// Producers stop when their stdin is closed.
     stdin: Option<ChildStdin>,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
     rss: Vec<u64>,
 }
 
-impl Proc {
-    fn spawn(name: &str, role: &str, args: &[(&str, String)]) -> Proc {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", "child_entry_point", "--nocapture", "--test-threads=1", "-q"])
-            .env(ROLE, role)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in args {
-            cmd.env(format!("SHMBUS_ARG_{k}"), v);
-        }
-        let mut child = cmd.spawn().expect("spawn child");
-        let out = child.stdout.take().unwrap();
-        let stdin = child.stdin.take();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let reader = std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(r) = l.strip_prefix("RESULT ") {
-                    sink.lock().unwrap().push(r.to_string());
-                }
-            }
-        });
-        Proc {
-            name: name.to_string(),
-            child,
-            stdin,
-            lines,
-            reader: Some(reader),
-            rss: vec![],
-        }
+impl Member {
+    fn name(&self) -> &str {
+        self.proc.name()
     }
     fn sample_rss(&mut self) {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        if let Some(kib) = s
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        {
+        if let Some(kib) = child::status_kib(self.proc.pid(), "VmRSS") {
             self.rss.push(kib);
         }
     }
-    /// Wait for a clean exit (at most `limit`) and return the result line.
-    fn finish(&mut self, limit: Duration) -> BTreeMap<String, u64> {
-        let t0 = Instant::now();
-        let st = loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                break st;
-            }
-            assert!(t0.elapsed() < limit, "{} did not exit in time", self.name);
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        assert!(st.success(), "{} failed: {st}", self.name);
-        let lines = self.lines.lock().unwrap().clone();
-        lines.last().map(|l| kv(l)).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Close stdin, wait for a clean exit (at most `limit`) and return the
+    /// result line with `key=`.
+    fn finish(&mut self, key: &str, limit: Duration) -> HashMap<String, u64> {
+        drop(self.stdin.take());
+        self.proc.finish_clean(limit).kv(key)
     }
 }
 
 #[test]
 fn child_entry_point() {
-    let Ok(role) = std::env::var(ROLE) else { return };
+    let Some(role) = child::role() else { return };
     match role.as_str() {
         "producer" => role_producer(),
         "subscriber" => role_subscriber(),
@@ -134,12 +61,7 @@ fn child_entry_point() {
 fn role_producer() {
     let bus = Bus::open(&arg("BUS")).unwrap();
     let id: u32 = arg("ID").parse().unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let s = stop.clone();
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-        s.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
+    let stop = child::stop_on_stdin_eof();
     let topic = format!("data.p{id}");
     let mut i = 0u64;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -150,33 +72,28 @@ fn role_producer() {
     result(format!("published={i}"));
 }
 
-/// Receive and check every frame until `ctl.done`.
+/// Receive and check every frame (see `StreamCheck`) until `ctl.done`.
 fn role_subscriber() {
     let bus = Bus::open(&arg("BUS")).unwrap();
     let slow = arg("SLOW") == "1";
     let mut sub = bus.subscribe(Filter::all()).unwrap();
     result("ready");
-    let mut next: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut delivered = 0u64;
+    let mut check = StreamCheck::default();
     loop {
         let f = sub
             .recv_timeout(Duration::from_secs(30))
             .unwrap()
             .expect("frames stopped coming");
-        if f.topic() == "ctl.done" {
+        if !check.frame(&f) {
             break;
         }
-        let (p, i) = check_payload(f.payload());
-        let e = next.entry(p).or_insert(0);
-        assert!(i >= *e, "producer {p} order violated: {i} after {e}");
-        *e = i + 1;
-        delivered += 1;
-        if slow && delivered % 256 == 0 {
+        if slow && check.delivered % 256 == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
     result(format!(
-        "delivered={delivered} missed={} abandoned={} corrupt={}",
+        "delivered={} missed={} abandoned={} corrupt={}",
+        check.delivered,
         sub.missed(),
         sub.abandoned(),
         sub.corrupt()
@@ -198,30 +115,31 @@ fn soak_full_speed_with_eviction_keeps_size_and_rss_flat_and_counts_reconcile() 
     let name = TempName::new("soak");
     let cfg = Config::default().memory_limit(1 << 20).max_frame_size(1024);
     let bus = Bus::create(&name, &cfg).unwrap();
-    let path = format!("/dev/shm/shmbus.{}", name.as_str());
+    let path = shm_path(&name);
     let seg_len = std::fs::metadata(&path).unwrap().len();
-    let mut subs: Vec<Proc> = (0..3)
+    let mut subs: Vec<Member> = (0..3)
         .map(|k| {
             let slow = k == 2;
-            Proc::spawn(
-                if slow { "sub-slow" } else { "sub" },
+            let proc = spawn(
                 "subscriber",
                 &[("BUS", name.to_string()), ("SLOW", if slow { "1" } else { "0" }.into())],
-            )
+            );
+            Member {
+                proc: proc.named(if slow { "sub-slow" } else { "sub" }),
+                stdin: None,
+                rss: vec![],
+            }
         })
         .collect();
-    let t0 = Instant::now();
-    while bus.stats().subscribers.iter().filter(|s| s.alive).count() < 3 {
-        assert!(t0.elapsed() < Duration::from_secs(20), "subscribers never came up");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut producers: Vec<Proc> = (0..2)
+    wait_for_subscribers(&bus, 3);
+    let mut producers: Vec<Member> = (0..2)
         .map(|id| {
-            Proc::spawn(
-                &format!("producer{id}"),
-                "producer",
-                &[("BUS", name.to_string()), ("ID", id.to_string())],
-            )
+            let (proc, stdin) = spawn_with_stdin("producer", &[("BUS", name.to_string()), ("ID", id.to_string())]);
+            Member {
+                proc: proc.named(&format!("producer{id}")),
+                stdin: Some(stdin),
+                rss: vec![],
+            }
         })
         .collect();
     eprintln!("soak: {secs} s, 2 producers, 3 subscribers (one slow), bus {seg_len} bytes, warm-up {warmup} s");
@@ -245,7 +163,7 @@ fn soak_full_speed_with_eviction_keeps_size_and_rss_flat_and_counts_reconcile() 
                 producers
                     .iter()
                     .chain(subs.iter())
-                    .map(|p| format!("{}:{}", p.name, mib(*p.rss.last().unwrap_or(&0))))
+                    .map(|p| format!("{}:{}", p.name(), mib(*p.rss.last().unwrap_or(&0))))
                     .collect::<Vec<_>>()
                     .join(" ")
             );
@@ -255,14 +173,13 @@ fn soak_full_speed_with_eviction_keeps_size_and_rss_flat_and_counts_reconcile() 
     let elapsed = start.elapsed();
     let mut published = 0;
     for p in producers.iter_mut() {
-        drop(p.stdin.take());
-        published += p.finish(Duration::from_secs(30))["published"];
+        published += p.finish("published", Duration::from_secs(30))["published"];
     }
     let st = bus.stats();
     bus.publish("ctl.done", b"").unwrap();
     let mut sub_results = vec![];
     for s in subs.iter_mut() {
-        sub_results.push(s.finish(Duration::from_secs(60)));
+        sub_results.push(s.finish("delivered", Duration::from_secs(60)));
     }
 
     // Summary.
@@ -290,10 +207,10 @@ fn soak_full_speed_with_eviction_keeps_size_and_rss_flat_and_counts_reconcile() 
         let after = &p.rss[warmup as usize - 1..];
         let max = *after.iter().max().unwrap();
         let growth = max.saturating_sub(w);
-        growths.push((p.name.clone(), growth));
+        growths.push((p.name().to_string(), growth));
         eprintln!(
             "{:<10} {:>12} {:>12} {:>12} {:>12}",
-            p.name,
+            p.name(),
             mib(w),
             mib(max),
             mib(*p.rss.last().unwrap()),
@@ -307,7 +224,7 @@ fn soak_full_speed_with_eviction_keeps_size_and_rss_flat_and_counts_reconcile() 
     for (s, r) in subs.iter().zip(&sub_results) {
         eprintln!(
             "{:<10} {:>12} {:>12} {:>12} {:>12} {:>8}",
-            s.name,
+            s.name(),
             r["delivered"],
             r["missed"],
             r["abandoned"],
@@ -329,9 +246,9 @@ fn soak_full_speed_with_eviction_keeps_size_and_rss_flat_and_counts_reconcile() 
             r["delivered"] + r["missed"] + r["abandoned"],
             published,
             "{}: delivered + missed + abandoned != published: {r:?}",
-            s.name
+            s.name()
         );
-        assert_eq!(r["abandoned"], 0, "{}: nobody died, nothing is abandoned", s.name);
+        assert_eq!(r["abandoned"], 0, "{}: nobody died, nothing is abandoned", s.name());
     }
     assert!(
         sub_results[2]["missed"] > 0,

@@ -4,6 +4,8 @@ import uuid
 from types import TracebackType
 from typing import AsyncIterator, Iterable, Iterator, List, Literal, Optional, Type, Union
 
+from typing_extensions import TypedDict, Unpack
+
 __version__: str
 MAX_TOPIC_LEN: int
 MAX_NAME_LEN: int
@@ -15,6 +17,34 @@ _EventType = Literal["new", "update", "delete", "other"]
 _From = Union[Literal["newest", "oldest"], int, None]
 _Wait = Literal["spin_then_park", "spin", "park"]
 _Overflow = Literal["evict", "reject", "block"]
+
+# The keyword arguments shared by several methods, each written once: to type
+# checkers `**config: Unpack[_Config]` means the same keyword-only arguments
+# (each optional, each of its type) as spelling them out.
+
+class _Config(TypedDict, total=False):
+    """Keyword arguments of Bus.create and Bus.open_or_create."""
+
+    memory_limit: Optional[int]
+    keep_ratio: Optional[float]
+    max_frame_size: Optional[int]
+    listener_limit: Optional[int]
+    producer_limit: Optional[int]
+    overflow: Optional[_Overflow]
+    block_timeout: Optional[float]
+    mode: Optional[int]
+    claim_timeout: Optional[float]
+    checksum: Optional[bool]
+    single_producer: Optional[bool]
+
+class _Meta(TypedDict, total=False):
+    """Keyword arguments of Bus.publish and Bus.publish_many: the frame's metadata."""
+
+    kind: Optional[_Kind]
+    event_type: Optional[_EventType]
+    correlation_id: _Id
+    parent_id: _Id
+    root_id: _Id
 
 class Error(Exception):
     """Base class of every exception raised by shmbus."""
@@ -187,18 +217,7 @@ class Bus:
     @staticmethod
     def create(
         name: str,
-        *,
-        memory_limit: Optional[int] = None,
-        keep_ratio: Optional[float] = None,
-        max_frame_size: Optional[int] = None,
-        listener_limit: Optional[int] = None,
-        producer_limit: Optional[int] = None,
-        overflow: Optional[_Overflow] = None,
-        block_timeout: Optional[float] = None,
-        mode: Optional[int] = None,
-        claim_timeout: Optional[float] = None,
-        checksum: Optional[bool] = None,
-        single_producer: Optional[bool] = None,
+        **config: Unpack[_Config],
     ) -> "Bus":
         """Create bus name; BusExists if it exists, ConfigError for a bad setting."""
     @staticmethod
@@ -207,18 +226,7 @@ class Bus:
     @staticmethod
     def open_or_create(
         name: str,
-        *,
-        memory_limit: Optional[int] = None,
-        keep_ratio: Optional[float] = None,
-        max_frame_size: Optional[int] = None,
-        listener_limit: Optional[int] = None,
-        producer_limit: Optional[int] = None,
-        overflow: Optional[_Overflow] = None,
-        block_timeout: Optional[float] = None,
-        mode: Optional[int] = None,
-        claim_timeout: Optional[float] = None,
-        checksum: Optional[bool] = None,
-        single_producer: Optional[bool] = None,
+        **config: Unpack[_Config],
     ) -> "Bus":
         """Open bus name, creating it with these settings if it does not exist."""
     @staticmethod
@@ -237,24 +245,14 @@ class Bus:
         self,
         topic: str,
         payload: _Payload,
-        *,
-        kind: Optional[_Kind] = None,
-        event_type: Optional[_EventType] = None,
-        correlation_id: _Id = None,
-        parent_id: _Id = None,
-        root_id: _Id = None,
+        **meta: Unpack[_Meta],
     ) -> int:
         """Publish payload to topic; returns its seq."""
     def publish_many(
         self,
         topic: str,
         payloads: Iterable[_Payload],
-        *,
-        kind: Optional[_Kind] = None,
-        event_type: Optional[_EventType] = None,
-        correlation_id: _Id = None,
-        parent_id: _Id = None,
-        root_id: _Id = None,
+        **meta: Unpack[_Meta],
     ) -> Optional[int]:
         """Publish every payload to topic; returns the last seq (None if empty)."""
     def subscribe(

@@ -25,7 +25,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -76,73 +76,52 @@ class EventsConfig:
         return {"memory_limit": self.memory_limit_bytes, "keep_ratio": self.keep_ratio}
 
 
-def _memory_limit(raw: Any, source: str) -> int:
+def _number(raw: Any, parsers: "tuple[Callable[[str], Union[int, float]], ...]") -> Union[int, float, None]:
+    """``raw`` as a number: an int or float as is, a string (stripped) through
+    the first of ``parsers`` that takes it; None for a bool or anything else."""
     if isinstance(raw, bool):
-        value = None
-    elif isinstance(raw, int):
-        value = raw
-    elif isinstance(raw, float) and math.isfinite(raw):
-        value = int(raw)
-    elif isinstance(raw, str):
-        try:
-            value = int(raw.strip())
-        except ValueError:
+        return None
+    if isinstance(raw, (int, float)):
+        return raw
+    if isinstance(raw, str):
+        for parse in parsers:
             try:
-                f = float(raw.strip())
-                value = int(f) if math.isfinite(f) else None
+                return parse(raw.strip())
             except ValueError:
-                value = None
-    else:
-        value = None
-    if value is None:
-        logger.warning(
-            "events.memory_limit <%r> (from %s) is not a number of MiB; falling back to %d",
-            raw,
-            source,
-            DEFAULT_MEMORY_LIMIT_MIB,
-        )
-        return DEFAULT_MEMORY_LIMIT_MIB
-    if value < DEFAULT_MEMORY_LIMIT_MIB:
-        logger.warning(
-            "events.memory_limit <%r> (from %s) is invalid. Must be >= %d; falling back to %d",
-            raw,
-            source,
-            DEFAULT_MEMORY_LIMIT_MIB,
-            DEFAULT_MEMORY_LIMIT_MIB,
-        )
-        return DEFAULT_MEMORY_LIMIT_MIB
-    return value
+                pass
+    return None
+
+
+def _fallback(key: str, raw: Any, source: str, problem: str, default: Any) -> Any:
+    """Log that ``events.<key>`` ``raw`` (from ``source``) has ``problem``; return ``default``."""
+    logger.warning("events.%s <%r> (from %s) %s; falling back to %r", key, raw, source, problem, default)
+    return default
+
+
+def _memory_limit(raw: Any, source: str) -> int:
+    number = _number(raw, (int, float))
+    if isinstance(number, float):
+        number = int(number) if math.isfinite(number) else None
+    if number is None:
+        return _fallback("memory_limit", raw, source, "is not a number of MiB", DEFAULT_MEMORY_LIMIT_MIB)
+    if number < DEFAULT_MEMORY_LIMIT_MIB:
+        problem = f"is invalid. Must be >= {DEFAULT_MEMORY_LIMIT_MIB}"
+        return _fallback("memory_limit", raw, source, problem, DEFAULT_MEMORY_LIMIT_MIB)
+    return number
 
 
 def _keep_ratio(raw: Any, source: str) -> float:
-    value: Optional[float]
-    if isinstance(raw, bool):
-        value = None
-    elif isinstance(raw, (int, float)):
-        value = float(raw)
-    elif isinstance(raw, str):
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            value = None
-    else:
-        value = None
+    number = _number(raw, (float,))
+    value = None if number is None else float(number)
     if value is None or not (0.0 < value < 1.0):
-        logger.warning(
-            "events.keep_ratio <%r> (from %s) is invalid. Must be > 0 and < 1; falling back to %s",
-            raw,
-            source,
-            DEFAULT_KEEP_RATIO,
-        )
-        return DEFAULT_KEEP_RATIO
+        return _fallback("keep_ratio", raw, source, "is invalid. Must be > 0 and < 1", DEFAULT_KEEP_RATIO)
     return value
 
 
 def _bus_name(raw: Any, source: str) -> str:
     if isinstance(raw, str) and raw.strip():
         return raw.strip()
-    logger.warning("events.bus <%r> (from %s) is not a bus name; falling back to %r", raw, source, DEFAULT_BUS)
-    return DEFAULT_BUS
+    return _fallback("bus", raw, source, "is not a bus name", DEFAULT_BUS)
 
 
 def _read_toml(path: Union[str, "os.PathLike[str]"]) -> Mapping[str, Any]:

@@ -521,7 +521,27 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class EventTask:
+class _Task:
+    """What :class:`EventTask` and :class:`LogTask` share: ``enabled``, ``name``, ``abstract``."""
+
+    #: Whether the task runs.
+    enabled: bool = True
+    #: Name used in logs (default: the class name).
+    name: str = ""
+    #: True on classes that are only bases for other tasks.
+    abstract: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if _Task in cls.__bases__:
+            return  # EventTask and LogTask themselves: abstract, unnamed
+        if "abstract" not in cls.__dict__:
+            cls.abstract = False
+        if not cls.__dict__.get("name"):
+            cls.name = cls.__name__
+
+
+class EventTask(_Task):
     """Base class of tasks run on events by ``python -m shmbus.consumers events``.
 
     Subclass it in a task module, set ``acts_on`` (a regex matched with
@@ -534,19 +554,6 @@ class EventTask:
 
     #: Regex the event's match strings are matched against (``re.match``).
     acts_on: str = ""
-    #: Whether the task runs.
-    enabled: bool = True
-    #: Name used in logs (default: the class name).
-    name: str = ""
-    #: True on classes that are only bases for other tasks.
-    abstract: bool = True
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "abstract" not in cls.__dict__:
-            cls.abstract = False
-        if not cls.__dict__.get("name"):
-            cls.name = cls.__name__
 
     def run(self, message: EventMessage) -> None:
         """Handle one event message (``message.event`` is the event)."""
@@ -556,26 +563,12 @@ class EventTask:
         return f"<{type(self).__name__} acts_on={self.acts_on!r} enabled={self.enabled}>"
 
 
-class LogTask:
+class LogTask(_Task):
     """Base class of tasks run on every log message by ``python -m shmbus.consumers logs``.
 
     Implement :meth:`run`; ``enabled``, ``name`` and ``abstract`` as in
     :class:`EventTask`.
     """
-
-    #: Whether the task runs.
-    enabled: bool = True
-    #: Name used in logs (default: the class name).
-    name: str = ""
-    #: True on classes that are only bases for other tasks.
-    abstract: bool = True
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "abstract" not in cls.__dict__:
-            cls.abstract = False
-        if not cls.__dict__.get("name"):
-            cls.name = cls.__name__
 
     def run(self, message: LogMessage) -> None:
         """Handle one log message (``message.log`` is the string or dict)."""

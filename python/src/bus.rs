@@ -32,23 +32,76 @@ fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Keyword arguments of `create`/`open_or_create`, checked one by one so a
-/// bad value raises `ConfigError` naming the field and its range.
-#[allow(clippy::too_many_arguments)]
-fn build_config(
-    py: Python<'_>,
+/// The keyword arguments of `Bus.create`/`Bus.open_or_create` (None: the
+/// default).
+#[derive(Default)]
+struct ConfigArgs {
     memory_limit: Option<i128>,
     keep_ratio: Option<f64>,
     max_frame_size: Option<i128>,
     listener_limit: Option<i128>,
     producer_limit: Option<i128>,
-    overflow: Option<&str>,
+    overflow: Option<String>,
     block_timeout: Option<f64>,
     mode: Option<i128>,
     claim_timeout: Option<f64>,
     checksum: Option<bool>,
     single_producer: Option<bool>,
-) -> PyResult<Config> {
+}
+
+impl ConfigArgs {
+    /// Parse `**config` (both constructors take `**config`, with the keyword
+    /// list shown by `inspect.signature` set through `text_signature`): unknown keywords and wrong types raise `TypeError`
+    /// naming the keyword, like a Python signature would.
+    fn from_kwargs(config: Option<&Bound<'_, PyDict>>) -> PyResult<ConfigArgs> {
+        fn get<'py, T: FromPyObjectOwned<'py>>(key: &str, v: &Bound<'py, PyAny>) -> PyResult<Option<T>> {
+            if v.is_none() {
+                return Ok(None);
+            }
+            v.extract::<T>().map(Some).map_err(|e| {
+                let e: PyErr = e.into();
+                PyTypeError::new_err(format!("argument '{key}': {}", e.value(v.py())))
+            })
+        }
+        let mut a = ConfigArgs::default();
+        let Some(config) = config else { return Ok(a) };
+        for (k, v) in config.iter() {
+            let key: String = k.extract()?;
+            match key.as_str() {
+                "memory_limit" => a.memory_limit = get(&key, &v)?,
+                "keep_ratio" => a.keep_ratio = get(&key, &v)?,
+                "max_frame_size" => a.max_frame_size = get(&key, &v)?,
+                "listener_limit" => a.listener_limit = get(&key, &v)?,
+                "producer_limit" => a.producer_limit = get(&key, &v)?,
+                "overflow" => a.overflow = get(&key, &v)?,
+                "block_timeout" => a.block_timeout = get(&key, &v)?,
+                "mode" => a.mode = get(&key, &v)?,
+                "claim_timeout" => a.claim_timeout = get(&key, &v)?,
+                "checksum" => a.checksum = get(&key, &v)?,
+                "single_producer" => a.single_producer = get(&key, &v)?,
+                other => return Err(PyTypeError::new_err(format!("unexpected keyword argument '{other}'"))),
+            }
+        }
+        Ok(a)
+    }
+}
+
+/// The `Config` of `args`, checked one by one so a bad value raises
+/// `ConfigError` naming the field and its range.
+fn build_config(py: Python<'_>, args: ConfigArgs) -> PyResult<Config> {
+    let ConfigArgs {
+        memory_limit,
+        keep_ratio,
+        max_frame_size,
+        listener_limit,
+        producer_limit,
+        overflow,
+        block_timeout,
+        mode,
+        claim_timeout,
+        checksum,
+        single_producer,
+    } = args;
     let mut cfg = Config::default();
     let int = |field: &str, v: i128, max: u64| -> PyResult<u64> {
         if v < 0 || v > max as i128 {
@@ -91,7 +144,7 @@ fn build_config(
         Some(t) => Some(secs("block_timeout", t)?),
         None => None,
     };
-    let overflow = match (overflow.unwrap_or("evict"), block) {
+    let overflow = match (overflow.as_deref().unwrap_or("evict"), block) {
         ("evict", None) => Overflow::Evict,
         ("reject", None) => Overflow::Reject,
         ("block", t) => Overflow::Block(t.unwrap_or(Duration::from_secs(1))),
@@ -295,6 +348,15 @@ pub(crate) fn wait_arg(wait: Option<&str>, spin_us: Option<f64>) -> PyResult<Wai
     }
 }
 
+/// A new `dict` holding `key => value` pairs, in order (`?` on every insert).
+macro_rules! py_dict {
+    ($py:expr, { $($key:literal => $value:expr),* $(,)? }) => {{
+        let d = PyDict::new($py);
+        $(d.set_item($key, $value)?;)*
+        d
+    }};
+}
+
 impl PyBus {
     fn wrap(bus: Bus) -> PyBus {
         let may_block = matches!(bus.config().get_overflow(), Overflow::Block(_));
@@ -311,6 +373,22 @@ impl PyBus {
             Some(bus) => f(bus),
             None => Err(closed(py, &format!("Bus({:?})", self.name))),
         }
+    }
+
+    /// A `Subscriber` made by `open` (subscribe, or join a group) on the bus
+    /// with `filter` and `opts`, outside the GIL.
+    fn new_subscriber(
+        &self,
+        py: Python<'_>,
+        filter: Filter,
+        opts: SubscribeOptions,
+        open: impl FnOnce(&Bus, Filter, SubscribeOptions) -> shmbus::Result<shmbus::Subscriber> + Send,
+    ) -> PyResult<Subscriber> {
+        let summary = filter.to_string();
+        let sub = self.with_bus(py, |bus| {
+            py.detach(|| open(bus, filter, opts)).map_err(|e| to_py(py, e))
+        })?;
+        Ok(Subscriber::new(sub, self.name.clone(), summary))
     }
 
     fn publish_bytes(&self, py: Python<'_>, bus: &Bus, meta: &Meta, topic: &str, payload: &[u8]) -> PyResult<u64> {
@@ -336,40 +414,21 @@ impl PyBus {
     /// `overflow="block"`), `mode` (default `0o600`), `claim_timeout`
     /// (seconds), `checksum` and `single_producer` (bools).
     #[staticmethod]
-    #[pyo3(signature = (name, *, memory_limit=None, keep_ratio=None, max_frame_size=None, listener_limit=None,
-        producer_limit=None, overflow=None, block_timeout=None, mode=None, claim_timeout=None, checksum=None,
-        single_producer=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn create(
-        py: Python<'_>,
-        name: String,
-        memory_limit: Option<i128>,
-        keep_ratio: Option<f64>,
-        max_frame_size: Option<i128>,
-        listener_limit: Option<i128>,
-        producer_limit: Option<i128>,
-        overflow: Option<String>,
-        block_timeout: Option<f64>,
-        mode: Option<i128>,
-        claim_timeout: Option<f64>,
-        checksum: Option<bool>,
-        single_producer: Option<bool>,
-    ) -> PyResult<PyBus> {
-        let cfg = build_config(
-            py,
-            memory_limit,
-            keep_ratio,
-            max_frame_size,
-            listener_limit,
-            producer_limit,
-            overflow.as_deref(),
-            block_timeout,
-            mode,
-            claim_timeout,
-            checksum,
-            single_producer,
-        )?;
+    #[pyo3(signature = (name, **config), text_signature = "(name, *, memory_limit=None, keep_ratio=None, max_frame_size=None, listener_limit=None, producer_limit=None, overflow=None, block_timeout=None, mode=None, claim_timeout=None, checksum=None, single_producer=None)")]
+    fn create(py: Python<'_>, name: String, config: Option<&Bound<'_, PyDict>>) -> PyResult<PyBus> {
+        let cfg = build_config(py, ConfigArgs::from_kwargs(config)?)?;
         py.detach(|| Bus::create(&name, &cfg))
+            .map(PyBus::wrap)
+            .map_err(|e| to_py(py, e))
+    }
+
+    /// Open bus `name`, creating it with these settings (see `create`) if it
+    /// does not exist. An existing bus keeps its own settings.
+    #[staticmethod]
+    #[pyo3(signature = (name, **config), text_signature = "(name, *, memory_limit=None, keep_ratio=None, max_frame_size=None, listener_limit=None, producer_limit=None, overflow=None, block_timeout=None, mode=None, claim_timeout=None, checksum=None, single_producer=None)")]
+    fn open_or_create(py: Python<'_>, name: String, config: Option<&Bound<'_, PyDict>>) -> PyResult<PyBus> {
+        let cfg = build_config(py, ConfigArgs::from_kwargs(config)?)?;
+        py.detach(|| Bus::open_or_create(&name, &cfg))
             .map(PyBus::wrap)
             .map_err(|e| to_py(py, e))
     }
@@ -378,47 +437,6 @@ impl PyBus {
     #[staticmethod]
     fn open(py: Python<'_>, name: String) -> PyResult<PyBus> {
         py.detach(|| Bus::open(&name))
-            .map(PyBus::wrap)
-            .map_err(|e| to_py(py, e))
-    }
-
-    /// Open bus `name`, creating it with these settings (see `create`) if it
-    /// does not exist. An existing bus keeps its own settings.
-    #[staticmethod]
-    #[pyo3(signature = (name, *, memory_limit=None, keep_ratio=None, max_frame_size=None, listener_limit=None,
-        producer_limit=None, overflow=None, block_timeout=None, mode=None, claim_timeout=None, checksum=None,
-        single_producer=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn open_or_create(
-        py: Python<'_>,
-        name: String,
-        memory_limit: Option<i128>,
-        keep_ratio: Option<f64>,
-        max_frame_size: Option<i128>,
-        listener_limit: Option<i128>,
-        producer_limit: Option<i128>,
-        overflow: Option<String>,
-        block_timeout: Option<f64>,
-        mode: Option<i128>,
-        claim_timeout: Option<f64>,
-        checksum: Option<bool>,
-        single_producer: Option<bool>,
-    ) -> PyResult<PyBus> {
-        let cfg = build_config(
-            py,
-            memory_limit,
-            keep_ratio,
-            max_frame_size,
-            listener_limit,
-            producer_limit,
-            overflow.as_deref(),
-            block_timeout,
-            mode,
-            claim_timeout,
-            checksum,
-            single_producer,
-        )?;
-        py.detach(|| Bus::open_or_create(&name, &cfg))
             .map(PyBus::wrap)
             .map_err(|e| to_py(py, e))
     }
@@ -542,11 +560,7 @@ impl PyBus {
             start: start_arg(from_)?,
             wait: wait_arg(wait.as_deref(), spin_us)?,
         };
-        let summary = filter.to_string();
-        let sub = self.with_bus(py, |bus| {
-            py.detach(|| bus.subscribe_with(filter, opts)).map_err(|e| to_py(py, e))
-        })?;
-        Ok(Subscriber::new(sub, self.name.clone(), summary))
+        self.new_subscriber(py, filter, opts, |bus, filter, opts| bus.subscribe_with(filter, opts))
     }
 
     /// Join (creating it if needed) the consumer group `group`: each frame is
@@ -580,12 +594,9 @@ impl PyBus {
             start,
             wait: wait_arg(wait.as_deref(), spin_us)?,
         };
-        let summary = filter.to_string();
-        let sub = self.with_bus(py, |bus| {
-            py.detach(|| bus.join_group_with(&group, filter, opts))
-                .map_err(|e| to_py(py, e))
-        })?;
-        Ok(Subscriber::new(sub, self.name.clone(), summary))
+        self.new_subscriber(py, filter, opts, |bus, filter, opts| {
+            bus.join_group_with(&group, filter, opts)
+        })
     }
 
     /// A snapshot of the bus as a dict: counters (`published`, `claimed`,
@@ -595,59 +606,57 @@ impl PyBus {
     /// `subscribers`, `groups` and `producers`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.with_bus(py, |bus| Ok(py.detach(|| bus.stats())))?;
-        let d = PyDict::new(py);
-        d.set_item("name", &s.name)?;
-        d.set_item("published", s.published)?;
-        d.set_item("claimed", s.claimed)?;
-        d.set_item("evicted", s.evicted)?;
-        d.set_item("rejected", s.rejected)?;
-        d.set_item("aborted", s.aborted)?;
-        d.set_item("abandoned", s.abandoned)?;
-        d.set_item("bytes_used", s.bytes_used)?;
-        d.set_item("data_capacity", s.data_capacity)?;
-        d.set_item("memory_limit", s.memory_limit)?;
-        d.set_item("keep_ratio", s.keep_ratio)?;
-        d.set_item("partitions", s.partitions)?;
-        d.set_item("oldest_seq", s.oldest_seq)?;
-        d.set_item("next_seq", s.next_seq)?;
-        let subs = PyList::empty(py);
+        let subscribers = PyList::empty(py);
         for r in &s.subscribers {
-            let e = PyDict::new(py);
-            e.set_item("pid", r.pid)?;
-            e.set_item("alive", r.alive)?;
-            e.set_item("group", r.group.as_deref())?;
-            e.set_item("filter", &r.filter)?;
-            e.set_item("position", r.position)?;
-            e.set_item("next_seq", r.next_seq)?;
-            e.set_item("lag_frames", r.lag_frames)?;
-            e.set_item("lag_bytes", r.lag_bytes)?;
-            e.set_item("delivered", r.delivered)?;
-            e.set_item("missed", r.missed)?;
-            e.set_item("abandoned", r.abandoned)?;
-            subs.append(e)?;
+            subscribers.append(py_dict!(py, {
+                "pid" => r.pid,
+                "alive" => r.alive,
+                "group" => r.group.as_deref(),
+                "filter" => &r.filter,
+                "position" => r.position,
+                "next_seq" => r.next_seq,
+                "lag_frames" => r.lag_frames,
+                "lag_bytes" => r.lag_bytes,
+                "delivered" => r.delivered,
+                "missed" => r.missed,
+                "abandoned" => r.abandoned,
+            }))?;
         }
-        d.set_item("subscribers", subs)?;
         let groups = PyList::empty(py);
         for g in &s.groups {
-            let e = PyDict::new(py);
-            e.set_item("name", &g.name)?;
-            e.set_item("filter", &g.filter)?;
-            e.set_item("members", g.members)?;
-            e.set_item("position", g.position)?;
-            e.set_item("next_seq", g.next_seq)?;
-            e.set_item("delivered", g.delivered)?;
-            e.set_item("missed", g.missed)?;
-            groups.append(e)?;
+            groups.append(py_dict!(py, {
+                "name" => &g.name,
+                "filter" => &g.filter,
+                "members" => g.members,
+                "position" => g.position,
+                "next_seq" => g.next_seq,
+                "delivered" => g.delivered,
+                "missed" => g.missed,
+            }))?;
         }
-        d.set_item("groups", groups)?;
         let producers = PyList::empty(py);
         for p in &s.producers {
-            let e = PyDict::new(py);
-            e.set_item("pid", p.pid)?;
-            e.set_item("published", p.published)?;
-            producers.append(e)?;
+            producers.append(py_dict!(py, { "pid" => p.pid, "published" => p.published }))?;
         }
-        d.set_item("producers", producers)?;
+        let d = py_dict!(py, {
+            "name" => &s.name,
+            "published" => s.published,
+            "claimed" => s.claimed,
+            "evicted" => s.evicted,
+            "rejected" => s.rejected,
+            "aborted" => s.aborted,
+            "abandoned" => s.abandoned,
+            "bytes_used" => s.bytes_used,
+            "data_capacity" => s.data_capacity,
+            "memory_limit" => s.memory_limit,
+            "keep_ratio" => s.keep_ratio,
+            "partitions" => s.partitions,
+            "oldest_seq" => s.oldest_seq,
+            "next_seq" => s.next_seq,
+            "subscribers" => subscribers,
+            "groups" => groups,
+            "producers" => producers,
+        });
         Ok(d)
     }
 
