@@ -3,7 +3,12 @@
 //! * `benches/micro.rs`: criterion micro-benchmarks of the in-process API
 //!   (`cargo bench -p shmbus-benches --bench micro`).
 //! * [`harness`]: the cross-process harness, used by the `harness` binary of
-//!   this crate and by `shmbus bench`.
+//!   this crate and by `shmbus bench`; with `SHMBUS_BENCH_C` naming the C
+//!   program `benches/c/bench_c.c` it also measures the C path
+//!   ([`harness::C_PEER_ENV`]).
+//! * `src/bin/rust-path.rs` and `benches/c/bench_c.c`: the same in-process
+//!   loops through the Rust API and the C API, run interleaved by
+//!   `make bench-c` (issue #3).
 //!
 //! See `BENCHMARKS.md` at the repository root for the methodology and results.
 #![warn(missing_docs)]

@@ -187,6 +187,7 @@ impl Bus {
         self.shared.seg.config()
     }
 
+    #[inline]
     fn check_frame(&self, topic: &str, len: usize) -> Result<usize> {
         validate_topic(topic)?;
         if len > self.shared.max_frame_size {
@@ -199,6 +200,7 @@ impl Bus {
         Ok(frame_len(topic.len(), len))
     }
 
+    #[inline]
     fn reserve(&self, slot: &ThreadSlot, len: usize) -> Result<(u64, u64)> {
         if slot.claim_outstanding.get() {
             return Err(Error::ClaimOutstanding);
@@ -232,6 +234,7 @@ impl Bus {
         })
     }
 
+    #[inline]
     fn header(&self, meta: &Meta, pos: u64, seq: u64, topic: &str, payload_len: usize) -> FrameHeader {
         FrameHeader {
             commit: 0,
@@ -258,6 +261,7 @@ impl Bus {
     /// Commit a written frame. `checksum`: the CRC computed from the
     /// producer's private copy (publish), or `None` to compute it from the
     /// segment (zero-copy claims, whose bytes only exist there).
+    #[inline]
     fn finish(&self, slot: &ThreadSlot, pos: u64, len: usize, checksum: Option<u32>) {
         let ring = &self.shared.seg.ring;
         if self.shared.checksum {
@@ -276,6 +280,7 @@ impl Bus {
 
     /// Publish `payload` to `topic` as an event; returns its seq. Never
     /// blocks with the default `Overflow::Evict`.
+    #[inline]
     pub fn publish(&self, topic: &str, payload: &[u8]) -> Result<u64> {
         self.publish_with(&Meta::default(), topic, payload)
     }
@@ -294,6 +299,7 @@ impl Bus {
     /// # drop(sub); Bus::remove(&name)?;
     /// # Ok::<(), shmbus::Error>(())
     /// ```
+    #[inline]
     pub fn publish_with(&self, meta: &Meta, topic: &str, payload: &[u8]) -> Result<u64> {
         let len = self.check_frame(topic, payload.len())?;
         if meta.kind == crate::frame::Kind::Padding {

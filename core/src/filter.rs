@@ -138,6 +138,7 @@ fn quote(s: &str) -> String {
 /// assert!(validate_topic("events..created").is_err());
 /// assert!(validate_topic("has space").is_err());
 /// ```
+#[inline]
 pub fn validate_topic(topic: &str) -> Result<(), FilterError> {
     if plain_ascii_topic(topic.as_bytes()) {
         return Ok(());

@@ -47,6 +47,7 @@ thread_local! {
 }
 
 /// Run `f` with this thread's slot on `shared`, allocating one if needed.
+#[inline]
 pub(crate) fn with_slot<R>(shared: &Arc<Shared>, f: impl FnOnce(&ThreadSlot) -> Result<R>) -> Result<R> {
     SLOTS.with(|slots| {
         let generation = liveness::fork_generation();

@@ -146,6 +146,7 @@ impl Ring {
     ///
     /// `slot` is the caller's producer slot; on success its `active` word
     /// announces the claimed term until [`Ring::release`].
+    #[inline]
     pub(crate) fn claim(&self, slot: usize, len: usize, gate: &mut dyn Gate) -> Result<(u64, u64), ClaimError> {
         let (parts, size) = (self.l.parts, self.l.part_size);
         let tail = self.mem.tail(layout::OFF_TAIL);
@@ -202,6 +203,7 @@ impl Ring {
     /// [`Ring::claim`] for single-producer mode: plain loads and stores of
     /// the tail (one 16-byte store), no read-modify-write on the hot path.
     /// The only writer of the tail is this thread, so nothing can race it.
+    #[inline]
     fn claim_single(&self, len: usize, gate: &mut dyn Gate) -> Result<(u64, u64), ClaimError> {
         let (parts, size) = (self.l.parts, self.l.part_size);
         let tail = self.mem.tail(layout::OFF_TAIL);
@@ -315,6 +317,7 @@ impl Ring {
     }
 
     /// Write a whole frame into a claimed range `[pos, pos + len)`.
+    #[inline]
     pub(crate) fn write_frame(&self, pos: u64, header: &FrameHeader, topic: &[u8], payload: &[u8]) {
         let off = self.l.data(pos);
         let len = frame_len(topic.len(), payload.len());

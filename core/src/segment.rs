@@ -327,6 +327,7 @@ impl Segment {
     }
 
     /// Fail if another process truncated the segment under us (sigbus.rs).
+    #[inline]
     pub(crate) fn check_truncated(&self) -> Result<()> {
         if self.guard.truncated() {
             return Err(Error::Incompatible {

@@ -4,7 +4,7 @@
 //! are only ever made by [`Handle::into_raw`] and turned back by the other
 //! methods, so no raw pointer cast appears anywhere else.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 use std::mem::MaybeUninit;
 
 use crate::status::{shmbus_status_t::SHMBUS_INVALID_ARGUMENT, Failure};
@@ -62,9 +62,28 @@ pub(crate) unsafe fn c_str<'a>(ptr: *const c_char, arg: &str) -> Result<&'a str,
     if ptr.is_null() {
         return Err(Failure::null(arg));
     }
-    // SAFETY: non-NULL and NUL-terminated per this function's contract.
-    let s = unsafe { CStr::from_ptr(ptr) };
-    s.to_str().map_err(|e| {
+    // One pass finds the NUL and checks for ASCII, the usual case for names
+    // and topics; only non-ASCII strings pay for full UTF-8 validation.
+    let start = ptr.cast::<u8>();
+    let mut len = 0usize;
+    let mut ascii = true;
+    loop {
+        // SAFETY: NUL-terminated per this function's contract, and we stop at
+        // the NUL, so every byte read is inside the string.
+        let b = unsafe { *start.add(len) };
+        if b == 0 {
+            break;
+        }
+        ascii &= b < 0x80;
+        len += 1;
+    }
+    // SAFETY: `len` bytes before the NUL are readable and live for 'a.
+    let bytes = unsafe { std::slice::from_raw_parts(start, len) };
+    if ascii {
+        // SAFETY: every byte is ASCII, so the bytes are valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
         Failure::new(
             SHMBUS_INVALID_ARGUMENT,
             format!("argument `{arg}` is not valid UTF-8 (at byte {})", e.valid_up_to()),

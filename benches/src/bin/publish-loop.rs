@@ -3,7 +3,7 @@
 //! in a thread, publishes N frames, prints the rate and removes the bus.
 //!
 //! ```text
-//! publish-loop [FRAMES] [PAYLOAD_BYTES] [--with-spinning-subscriber]
+//! publish-loop [FRAMES] [PAYLOAD_BYTES] [--with-spinning-subscriber] [--checksum]
 //! strace -c -f ./target/release/publish-loop 1000000 64
 //! ```
 
@@ -24,12 +24,13 @@ impl Drop for Guard {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let spin_sub = args.iter().any(|a| a == "--with-spinning-subscriber");
+    let checksum = args.iter().any(|a| a == "--checksum");
     let nums: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let frames = nums.first().copied().unwrap_or(1_000_000);
     let size = nums.get(1).copied().unwrap_or(64) as usize;
     let name = format!("bench-{}-publish-loop", std::process::id());
     let guard = Guard(name.clone());
-    let bus = Bus::create(&guard.0, &Config::default().memory_limit(16 << 20)).expect("create bus");
+    let bus = Bus::create(&guard.0, &Config::default().memory_limit(16 << 20).checksum(checksum)).expect("create bus");
     let stop = AtomicBool::new(false);
     let payload = vec![7u8; size];
     std::thread::scope(|s| {
