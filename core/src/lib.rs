@@ -18,6 +18,9 @@
 //! # Ok::<(), shmbus::Error>(())
 //! ```
 #![warn(missing_docs)]
+// Under loom only the protocol modules are compiled; their helpers for the
+// rest of the crate are unused there.
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 #[cfg(not(loom))]
 mod bus;

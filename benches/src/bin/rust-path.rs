@@ -54,7 +54,8 @@ fn publish_ns(frames: u64) -> f64 {
     let bus = tb.bus();
     let payload = [7u8; PAYLOAD];
     for _ in 0..frames / 20 {
-        bus.publish(black_box(TOPIC), black_box(&payload)).expect("publish (warm-up)");
+        bus.publish(black_box(TOPIC), black_box(&payload))
+            .expect("publish (warm-up)");
     }
     let t0 = Instant::now();
     for _ in 0..frames {
