@@ -86,6 +86,9 @@ fn round_ns(rounds: u64) -> f64 {
         }
         bus.publish(black_box(TOPIC), black_box(&payload)).expect("publish");
         let f = sub.try_recv().expect("recv").expect("the frame just published");
+        // Materialise the whole frame (topic, metadata), as the C API must
+        // for every frame: otherwise LLVM drops work a real consumer does.
+        let f = black_box(f);
         assert_eq!(f.payload().len(), PAYLOAD, "round {i}: payload length");
         sum += u64::from(f.payload()[0]);
     }
