@@ -94,11 +94,17 @@ pub struct SubscribeOptions {
     pub wait: WaitStrategy,
 }
 
+/// Nanoseconds since the Unix epoch (CLOCK_REALTIME, straight from the vDSO:
+/// `SystemTime::now().duration_since(..)` adds checked arithmetic we do not
+/// need on every publish).
+#[inline]
 fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_REALTIME always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
 }
 
 /// Eviction gate for `Overflow::Reject` and `Overflow::Block`.
@@ -190,6 +196,12 @@ impl Bus {
     #[inline]
     fn check_frame(&self, topic: &str, len: usize) -> Result<usize> {
         validate_topic(topic)?;
+        self.check_len(topic, len)
+    }
+
+    /// Size check of a frame whose topic is already validated.
+    #[inline]
+    fn check_len(&self, topic: &str, len: usize) -> Result<usize> {
         if len > self.shared.max_frame_size {
             return Err(Error::TooLarge {
                 size: len,
@@ -302,6 +314,21 @@ impl Bus {
     #[inline]
     pub fn publish_with(&self, meta: &Meta, topic: &str, payload: &[u8]) -> Result<u64> {
         let len = self.check_frame(topic, payload.len())?;
+        self.publish_checked(meta, topic, payload, len)
+    }
+
+    /// [`Bus::publish_with`] for a topic given as bytes (a C string's bytes,
+    /// say): validated once, UTF-8 included, by
+    /// [`crate::filter::topic_from_bytes`]. The C ABI publishes through this.
+    #[inline]
+    pub fn publish_with_topic_bytes(&self, meta: &Meta, topic: &[u8], payload: &[u8]) -> Result<u64> {
+        let topic = crate::filter::topic_from_bytes(topic)?;
+        let len = self.check_len(topic, payload.len())?;
+        self.publish_checked(meta, topic, payload, len)
+    }
+
+    #[inline]
+    fn publish_checked(&self, meta: &Meta, topic: &str, payload: &[u8], len: usize) -> Result<u64> {
         if meta.kind == crate::frame::Kind::Padding {
             return Err(Error::config("kind", "padding is reserved for aborted claims"));
         }

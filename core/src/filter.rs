@@ -151,6 +151,32 @@ pub fn validate_topic(topic: &str) -> Result<(), FilterError> {
         })
 }
 
+/// Validate a topic given as raw bytes (from C, or any binding that has
+/// bytes rather than a `&str`) and return it as a `&str`: the same rules as
+/// [`validate_topic`], plus UTF-8 validity, in one pass for the usual
+/// printable-ASCII topic.
+///
+/// ```
+/// use shmbus::filter::topic_from_bytes;
+/// assert_eq!(topic_from_bytes(b"events.proc").unwrap(), "events.proc");
+/// assert!(topic_from_bytes(b"a.\xff").unwrap_err().to_string().contains("UTF-8"));
+/// assert!(topic_from_bytes(b"a..b").is_err());
+/// ```
+#[inline]
+pub fn topic_from_bytes(topic: &[u8]) -> Result<&str, FilterError> {
+    if plain_ascii_topic(topic) {
+        // SAFETY: every byte is printable ASCII (checked just above), and
+        // ASCII is valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(topic) });
+    }
+    let s = std::str::from_utf8(topic).map_err(|e| FilterError::InvalidTopic {
+        topic: String::from_utf8_lossy(topic).into_owned(),
+        reason: format!("is not valid UTF-8 (at byte {})", e.valid_up_to()),
+    })?;
+    validate_topic(s)?;
+    Ok(s)
+}
+
 /// Fast path of [`validate_topic`] for the common case, one pass over the
 /// bytes: printable ASCII without wildcards, no empty level. Anything else
 /// goes through the full check (which also words the error).

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_void};
 
 use shmbus_core::{Bus, Meta};
 
-use crate::handle::{arg_ref, bytes, c_str, opt_out, out, Handle};
+use crate::handle::{arg_ref, bytes, c_str, c_topic, opt_out, out, Handle};
 use crate::status::shmbus_status_t::{self, SHMBUS_OK};
 use crate::status::{ffi_boundary, Failure};
 use crate::types::{shmbus_config_t, shmbus_meta_t, shmbus_stats_t};
@@ -162,12 +162,12 @@ pub unsafe extern "C" fn shmbus_publish(
         let (bus, topic, payload, out_seq) = unsafe {
             (
                 shmbus_bus_t::try_ref(bus, "bus")?,
-                c_str(topic, "topic")?,
+                c_topic(topic, "topic")?,
                 bytes(payload, len, "payload")?,
                 opt_out(out_seq),
             )
         };
-        let seq = bus.publish_with(&Meta::default(), topic, payload)?;
+        let seq = bus.publish_with_topic_bytes(&Meta::default(), topic, payload)?;
         if let Some(o) = out_seq {
             o.write(seq);
         }
@@ -196,12 +196,12 @@ pub unsafe extern "C" fn shmbus_publish_with(
             (
                 shmbus_bus_t::try_ref(bus, "bus")?,
                 arg_ref(meta, "meta")?,
-                c_str(topic, "topic")?,
+                c_topic(topic, "topic")?,
                 bytes(payload, len, "payload")?,
                 opt_out(out_seq),
             )
         };
-        let seq = bus.publish_with(&meta.to_rust()?, topic, payload)?;
+        let seq = bus.publish_with_topic_bytes(&meta.to_rust()?, topic, payload)?;
         if let Some(o) = out_seq {
             o.write(seq);
         }

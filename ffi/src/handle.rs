@@ -91,6 +91,31 @@ pub(crate) unsafe fn c_str<'a>(ptr: *const c_char, arg: &str) -> Result<&'a str,
     })
 }
 
+/// The bytes of a C string topic argument named `arg`, for the core's
+/// `publish_with_topic_bytes`, which validates the topic rules in one pass.
+/// Only non-ASCII input pays for a UTF-8 check here, so that invalid UTF-8
+/// is `SHMBUS_INVALID_ARGUMENT` like every other string argument.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string valid for `'a`.
+#[inline]
+pub(crate) unsafe fn c_topic<'a>(ptr: *const c_char, arg: &str) -> Result<&'a [u8], Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null(arg));
+    }
+    // SAFETY: non-NULL and NUL-terminated per this function's contract.
+    let bytes = unsafe { std::ffi::CStr::from_ptr(ptr) }.to_bytes();
+    if !bytes.is_ascii() {
+        if let Err(e) = std::str::from_utf8(bytes) {
+            return Err(Failure::new(
+                SHMBUS_INVALID_ARGUMENT,
+                format!("argument `{arg}` is not valid UTF-8 (at byte {})", e.valid_up_to()),
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
 /// A byte-buffer argument `ptr[0..len]` named `arg`; NULL is allowed when `len` is 0.
 ///
 /// # Safety
