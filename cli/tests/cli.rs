@@ -667,4 +667,20 @@ fn bench_quick_prints_a_results_table_and_json() {
         2,
         "unknown scenario \"warp\"",
     );
+    // `shmbus bench NAME`: NAME labels the temporary buses; a bad one is a
+    // usage error, and nothing is left behind either way.
+    let label = format!("clitest{}", std::process::id());
+    assert_ok(&shmbus(&[
+        "bench",
+        &label,
+        "--quick",
+        "--quiet",
+        "--scenarios",
+        "throughput",
+    ]));
+    assert!(
+        !shmbus::Bus::list().unwrap().iter().any(|b| b.contains(&label)),
+        "labelled bench bus left behind"
+    );
+    assert_error(&shmbus(&["bench", "a/b", "--quick"]), 2, "invalid bus name");
 }

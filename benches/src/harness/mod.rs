@@ -255,6 +255,19 @@ fn flow_of(name: &str) -> Option<Flow> {
         .find(|f| f.name() == name)
 }
 
+/// Put `label` into the names of the temporary buses this process creates
+/// (`bench-PID-N-LABEL-...`), so an operator can tell them apart in
+/// `shmbus ls`. It must be a valid bus name of at most 64 bytes. Call it
+/// before [`run`]; only the first call counts.
+pub fn set_bus_label(label: &str) -> Result<(), String> {
+    shmbus::validate_name(label).map_err(|e| e.to_string())?;
+    if label.len() > 64 {
+        return Err(format!("bus label {label:?} is longer than 64 bytes"));
+    }
+    util::set_label(label);
+    Ok(())
+}
+
 /// Run the selected scenarios; `progress` gets one line per run.
 ///
 /// Fails on a setup error, a timeout, or counts that do not reconcile

@@ -58,6 +58,13 @@ pub(crate) fn pin_current_thread(cpu: usize) -> Result<(), String> {
 }
 
 static NEXT_NAME: AtomicU64 = AtomicU64::new(0);
+static LABEL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Label every bus this process's harness creates (`shmbus bench NAME`).
+/// Set once, before the first bus; later calls are ignored.
+pub(crate) fn set_label(label: &str) {
+    let _ = LABEL.set(label.to_string());
+}
 
 /// Prefix of every bus name this process's harness creates.
 pub(crate) fn name_prefix() -> String {
@@ -67,7 +74,10 @@ pub(crate) fn name_prefix() -> String {
 /// A unique name (bus or iceoryx2 service) for this harness process.
 pub(crate) fn unique_name(tag: &str) -> String {
     let n = NEXT_NAME.fetch_add(1, Ordering::Relaxed);
-    format!("{}{n}-{tag}", name_prefix())
+    match LABEL.get() {
+        Some(label) => format!("{}{n}-{label}-{tag}", name_prefix()),
+        None => format!("{}{n}-{tag}", name_prefix()),
+    }
 }
 
 /// A bus created by the harness and removed when the guard drops, also on

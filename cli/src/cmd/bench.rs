@@ -26,9 +26,15 @@ in-process crossbeam ArrayQueue is measured alongside as a baseline.
 
 Examples:
   shmbus bench --quick
+  shmbus bench sensors --quick        (temporary buses named bench-PID-N-sensors-...)
   shmbus bench --scenarios latency,throughput --sizes 64,1KiB --runs 5
   shmbus bench --scenarios fanout --frames 2000000 --json > fanout.json")]
 pub struct BenchArgs {
+    /// Label for the temporary buses the harness creates (named
+    /// bench-PID-N-NAME-..., removed afterwards); existing buses are never
+    /// touched.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
     /// Comma-separated scenarios to run (default: all).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_scenario)]
     pub scenarios: Vec<String>,
@@ -154,6 +160,9 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> CliResult {
         frames: args.frames,
         quick: args.quick,
     };
+    if let Some(name) = &args.name {
+        harness::set_bus_label(name).map_err(CliError::usage)?;
+    }
     let mut progress = Progress::new(args, signal::stderr_is_tty());
     let quiet = args.quiet;
     let result = harness::run(&opts, &mut |line| {
