@@ -18,7 +18,6 @@
 //! is created, and recomputed from the header (then compared) when one is
 //! opened, so a segment whose header lies about its geometry is refused.
 
-use strength_reduce::StrengthReducedU64;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Magic bytes at offset 0 of every segment.
@@ -103,7 +102,7 @@ pub const FLAG_CHECKSUM: u32 = 1;
 pub const FLAG_SINGLE_PRODUCER: u32 = 2;
 
 /// Geometry of a segment, in bytes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Layout {
     pub parts: u64,
     pub part_size: u64,
@@ -116,12 +115,6 @@ pub(crate) struct Layout {
     pub off_groups: usize,
     pub off_data: usize,
     pub segment_len: usize,
-    /// `part_size`, `parts * part_size` and `parts` as strength-reduced
-    /// divisors: every read and claim divides positions by them, and a
-    /// 64-bit `div` costs tens of cycles where these cost a multiply.
-    pub div_size: StrengthReducedU64,
-    pub div_ring: StrengthReducedU64,
-    pub div_parts: StrengthReducedU64,
 }
 
 fn round_up(v: usize, a: usize) -> usize {
@@ -182,40 +175,7 @@ impl Layout {
             off_groups,
             off_data,
             segment_len: off_data + parts as usize * part_size as usize,
-            div_size: StrengthReducedU64::new(1),
-            div_ring: StrengthReducedU64::new(1),
-            div_parts: StrengthReducedU64::new(1),
         }
-        .with_divisors()
-    }
-
-    /// Fill in the divisors from `parts` and `part_size`.
-    pub(crate) fn with_divisors(mut self) -> Layout {
-        self.div_size = StrengthReducedU64::new(self.part_size.max(1));
-        self.div_ring = StrengthReducedU64::new((self.parts * self.part_size).max(1));
-        self.div_parts = StrengthReducedU64::new(self.parts.max(1));
-        self
-    }
-
-    /// Term of absolute position `pos`.
-    #[inline]
-    pub(crate) fn term(&self, pos: u64) -> u64 {
-        pos / self.div_size
-    }
-    /// Offset of `pos` inside its term.
-    #[inline]
-    pub(crate) fn offset(&self, pos: u64) -> u64 {
-        pos % self.div_size
-    }
-    /// Partition holding `term`.
-    #[inline]
-    pub(crate) fn part_of(&self, term: u64) -> u64 {
-        term % self.div_parts
-    }
-    /// How many times the whole ring was written before `pos`.
-    #[inline]
-    pub(crate) fn lap(&self, pos: u64) -> u64 {
-        pos / self.div_ring
     }
 
     pub(crate) fn part(&self, i: u64) -> usize {
@@ -233,7 +193,8 @@ impl Layout {
     /// Offset in the segment of absolute log position `pos`.
     #[inline]
     pub(crate) fn data(&self, pos: u64) -> usize {
-        self.off_data + (pos % self.div_ring) as usize
+        let ring = self.parts * self.part_size;
+        self.off_data + (pos % ring) as usize
     }
 }
 

@@ -133,7 +133,7 @@ impl Ring {
 
     #[inline]
     fn tag(&self, pos: u64) -> u32 {
-        let lap = self.l.lap(pos);
+        let lap = pos / (self.l.parts * self.l.part_size);
         (lap as u32).wrapping_mul(0x9E37_79B1) ^ 0x5348_4D42
     }
 
@@ -167,10 +167,10 @@ impl Ring {
                 self.help_rotate(p & !ROT, s, Some(slot));
                 continue;
             }
-            let term = self.l.term(p);
-            if self.l.offset(p) + len as u64 + 8 <= size {
+            let term = p / size;
+            if p % size + len as u64 + 8 <= size {
                 active.store(term + 1, SeqCst);
-                if self.part_word(self.l.part_of(term), P_STATE).load(SeqCst) != state_stable(term, parts) {
+                if self.part_word(term % parts, P_STATE).load(SeqCst) != state_stable(term, parts) {
                     // Stale tail: the term was already evicted. Retry.
                     active.store(0, Release);
                     stale += 1;
@@ -216,9 +216,9 @@ impl Ring {
                 self.help_rotate(p & !ROT, s, None);
                 continue;
             }
-            let term = self.l.term(p);
-            if self.l.offset(p) + len as u64 + 8 <= size {
-                if self.part_word(self.l.part_of(term), P_STATE).load(Relaxed) != state_stable(term, parts) {
+            let term = p / size;
+            if p % size + len as u64 + 8 <= size {
+                if self.part_word(term % parts, P_STATE).load(Relaxed) != state_stable(term, parts) {
                     return Err(ClaimError::Corrupt);
                 }
                 tail.store((p + len as u64, s + 1));
@@ -393,8 +393,8 @@ impl Ring {
         if pos >= MAX_POS {
             return Read::Lapped;
         }
-        let term = self.l.term(pos);
-        let i = self.l.part_of(term);
+        let term = pos / size;
+        let i = term % parts;
         let st = self.part_word(i, P_STATE).load(Acquire);
         let want = state_stable(term, parts);
         if st != want {
@@ -419,7 +419,7 @@ impl Ring {
             return Read::Empty;
         }
         let len = (w & 0xffff_ffff) as usize;
-        if len < HEADER_LEN || len % 8 != 0 || self.l.offset(pos) + len as u64 + 8 > size {
+        if len < HEADER_LEN || len % 8 != 0 || pos % size + len as u64 + 8 > size {
             return Read::Empty;
         }
         buf.resize(len, 0);
@@ -518,11 +518,7 @@ mod loom_tests {
             off_groups: 2048,
             off_data: 2048,
             segment_len: 2048 + 384,
-            div_size: strength_reduce::StrengthReducedU64::new(1),
-            div_ring: strength_reduce::StrengthReducedU64::new(1),
-            div_parts: strength_reduce::StrengthReducedU64::new(1),
-        }
-        .with_divisors();
+        };
         let ring = Ring {
             mem: Mem::new_model(l.segment_len),
             l,
