@@ -16,8 +16,6 @@ use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zerocopy::FromBytes;
-
 use crate::bus::Shared;
 use crate::error::Result;
 use crate::filter::Matcher;
@@ -83,6 +81,8 @@ pub struct Subscriber {
     matcher: Matcher,
     wait: WaitStrategy,
     buf: Vec<u8>,
+    /// Header of the frame in `buf` that is ready to be handed out.
+    header: FrameHeader,
     ready: bool,
     delivered: u64,
     missed: u64,
@@ -124,7 +124,7 @@ impl Subscriber {
         wait: WaitStrategy,
     ) -> Result<Subscriber> {
         let ring = &shared.seg.ring;
-        let (mut pos, next_seq) = match start {
+        let (pos, next_seq) = match start {
             Start::Newest => ring.tail(),
             Start::Oldest | Start::Seq(_) => ring.oldest(),
         };
@@ -137,32 +137,17 @@ impl Subscriber {
                 skip_below = n;
             }
         }
-        if start == Start::Newest {
-            // Never start inside a closed term: normalise via the reader.
-            pos &= !crate::ring::ROT;
-        }
         let entry = registry::alloc_sub(ring, filter, None, pos, next_seq)?;
-        let claim_timeout = shared.claim_timeout;
-        let checksum = shared.checksum;
-        Ok(Subscriber {
+        Ok(Subscriber::build(
             shared,
             entry,
-            cursor: Cursor::Own { pos, next_seq },
-            group_name: None,
+            Cursor::Own { pos, next_seq },
+            None,
             skip_below,
+            missed,
             matcher,
             wait,
-            buf: Vec::with_capacity(4096),
-            ready: false,
-            delivered: 0,
-            missed,
-            abandoned: 0,
-            corrupt: 0,
-            checksum,
-            stuck: None,
-            claim_timeout,
-            fork_generation: crate::liveness::fork_generation(),
-        })
+        ))
     }
 
     pub(crate) fn new_member(
@@ -180,27 +165,50 @@ impl Subscriber {
             .tail(shared.seg.ring.l.group(index) + G_CURSOR)
             .load();
         let entry = registry::alloc_sub(&shared.seg.ring, filter, Some(index), pos, seq)?;
-        let claim_timeout = shared.claim_timeout;
-        let checksum = shared.checksum;
-        Ok(Subscriber {
+        let group = Some(group.to_string());
+        Ok(Subscriber::build(
             shared,
             entry,
-            cursor: Cursor::Group { index },
-            group_name: Some(group.to_string()),
-            skip_below: 0,
+            Cursor::Group { index },
+            group,
+            0,
+            0,
+            matcher,
+            wait,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        shared: Arc<Shared>,
+        entry: usize,
+        cursor: Cursor,
+        group_name: Option<String>,
+        skip_below: u64,
+        missed: u64,
+        matcher: Matcher,
+        wait: WaitStrategy,
+    ) -> Subscriber {
+        Subscriber {
+            claim_timeout: shared.claim_timeout,
+            checksum: shared.checksum,
+            shared,
+            entry,
+            cursor,
+            group_name,
+            skip_below,
             matcher,
             wait,
             buf: Vec::with_capacity(4096),
+            header: FrameHeader::default(),
             ready: false,
             delivered: 0,
-            missed: 0,
+            missed,
             abandoned: 0,
             corrupt: 0,
-            checksum,
             stuck: None,
-            claim_timeout,
             fork_generation: crate::liveness::fork_generation(),
-        })
+        }
     }
 
     /// Frames this subscriber lost to eviction (exact; for a group member,
@@ -283,7 +291,7 @@ impl Subscriber {
     }
 
     fn current(&self) -> Frame<'_> {
-        let (header, _) = FrameHeader::read_from_prefix(&self.buf[..]).expect("validated frame");
+        let header = self.header;
         let topic_end = HEADER_LEN + header.topic_len as usize;
         let topic = std::str::from_utf8(&self.buf[HEADER_LEN..topic_end]).unwrap_or("");
         let payload = &self.buf[topic_end..topic_end + header.payload_len as usize];
@@ -300,8 +308,8 @@ impl Subscriber {
     }
 
     /// With checksums on, is the copied frame intact? Counts it if not.
-    fn intact(&mut self, len: usize) -> bool {
-        let ok = self.intact_peek(len);
+    fn intact(&mut self, h: &FrameHeader, len: usize) -> bool {
+        let ok = self.intact_peek(h, len);
         if !ok {
             self.corrupt += 1;
         }
@@ -310,11 +318,10 @@ impl Subscriber {
 
     /// Like `intact` but without counting (group members count only after
     /// winning the cursor).
-    fn intact_peek(&self, len: usize) -> bool {
+    fn intact_peek(&self, h: &FrameHeader, len: usize) -> bool {
         if !self.checksum {
             return true;
         }
-        let (h, _) = FrameHeader::read_from_prefix(&self.buf[..]).expect("validated frame");
         h.kind == Kind::Padding as u8
             || (h.flags & crate::frame::FLAG_CHECKSUM != 0 && crate::frame::checksum(&self.buf[..len]) == h.checksum)
     }
@@ -388,7 +395,7 @@ impl Subscriber {
                 Read::Frame { len, header: h } => {
                     pos = pos.wrapping_add(len as u64);
                     self.stuck = None;
-                    if !self.intact(len) {
+                    if !self.intact(&h, len) {
                         next_seq = next_seq.saturating_add(1); // a real frame holds exactly one seq
                         continue;
                     }
@@ -400,6 +407,7 @@ impl Subscriber {
                     }
                     next_seq = h.seq.saturating_add(1);
                     if self.deliverable(&h) {
+                        self.header = h;
                         self.delivered += 1;
                         found = true;
                         break;
@@ -444,7 +452,7 @@ impl Subscriber {
             last = (pos, seq);
             match ring.read(pos, &mut self.buf) {
                 Read::Frame { len, header: h } => {
-                    let intact = self.intact_peek(len);
+                    let intact = self.intact_peek(&h, len);
                     let next_seq = if !intact || h.seq < seq {
                         seq.saturating_add(1)
                     } else {
@@ -463,6 +471,7 @@ impl Subscriber {
                         self.abandoned = self.abandoned.saturating_add(h.seq - seq);
                     }
                     if self.deliverable(&h) {
+                        self.header = h;
                         self.delivered += 1;
                         ring.mem.u64_at(g + G_DELIVERED).fetch_add(1, Relaxed);
                         found = true;
