@@ -12,7 +12,7 @@ use crate::frame::{frame_len, FrameHeader, Meta, HEADER_LEN, MAX_TOPIC_LEN};
 use crate::layout;
 use crate::producer::{self, ThreadSlot};
 use crate::registry;
-use crate::ring::{AlwaysEvict, ClaimError, Gate, Ring, S_PUBLISHED};
+use crate::ring::{AlwaysEvict, ClaimError, Claimed, Gate, Ring, S_PUBLISHED};
 use crate::segment::Segment;
 use crate::stats::{GroupStats, ProducerStats, Stats, SubscriberStats};
 use crate::subscriber::{Start, Subscriber};
@@ -92,19 +92,6 @@ pub struct SubscribeOptions {
     pub start: Start,
     /// How to wait.
     pub wait: WaitStrategy,
-}
-
-/// Nanoseconds since the Unix epoch (CLOCK_REALTIME, straight from the vDSO:
-/// `SystemTime::now().duration_since(..)` adds checked arithmetic we do not
-/// need on every publish).
-#[inline]
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_REALTIME always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
 }
 
 /// Eviction gate for `Overflow::Reject` and `Overflow::Block`.
@@ -213,20 +200,21 @@ impl Bus {
     }
 
     #[inline]
-    fn reserve(&self, slot: &ThreadSlot, len: usize) -> Result<(u64, u64)> {
+    fn reserve(&self, slot: &ThreadSlot, len: usize) -> Result<Claimed> {
         if slot.claim_outstanding.get() {
             return Err(Error::ClaimOutstanding);
         }
         let ring = &self.shared.seg.ring;
         let res = match self.shared.overflow {
-            Overflow::Evict => ring.claim(slot.index, len, &mut AlwaysEvict),
-            Overflow::Reject => ring.claim(slot.index, len, &mut PolicyGate { deadline: None }),
+            Overflow::Evict => ring.claim(slot.index, len, &mut AlwaysEvict, &slot.term),
+            Overflow::Reject => ring.claim(slot.index, len, &mut PolicyGate { deadline: None }, &slot.term),
             Overflow::Block(t) => ring.claim(
                 slot.index,
                 len,
                 &mut PolicyGate {
                     deadline: Instant::now().checked_add(t),
                 },
+                &slot.term,
             ),
         };
         res.map_err(|e| match e {
@@ -247,12 +235,20 @@ impl Bus {
     }
 
     #[inline]
-    fn header(&self, meta: &Meta, pos: u64, seq: u64, topic: &str, payload_len: usize) -> FrameHeader {
+    fn header(
+        &self,
+        slot: &ThreadSlot,
+        meta: &Meta,
+        pos: u64,
+        seq: u64,
+        topic: &str,
+        payload_len: usize,
+    ) -> FrameHeader {
         FrameHeader {
             commit: 0,
             position: pos,
             seq,
-            timestamp_ns: now_ns(),
+            timestamp_ns: slot.clock.now(),
             correlation_id: meta.correlation.id.to_le_bytes(),
             parent_id: meta.correlation.parent.to_le_bytes(),
             root_id: meta.correlation.root.to_le_bytes(),
@@ -274,15 +270,15 @@ impl Bus {
     /// producer's private copy (publish), or `None` to compute it from the
     /// segment (zero-copy claims, whose bytes only exist there).
     #[inline]
-    fn finish(&self, slot: &ThreadSlot, pos: u64, len: usize, checksum: Option<u32>) {
+    fn finish(&self, slot: &ThreadSlot, c: &Claimed, len: usize, checksum: Option<u32>) {
         let ring = &self.shared.seg.ring;
         if self.shared.checksum {
             match checksum {
-                Some(c) => ring.store_checksum(pos, c),
-                None => CHECKSUM_SCRATCH.with(|s| ring.seal_checksum(pos, len, &mut s.borrow_mut())),
+                Some(sum) => ring.store_checksum(c.off, sum),
+                None => CHECKSUM_SCRATCH.with(|s| ring.seal_checksum(c.off, len, &mut s.borrow_mut())),
             }
         }
-        ring.commit(pos, len);
+        ring.commit(c, len);
         ring.release(slot.index);
         let n = slot.published.get() + 1;
         slot.published.set(n);
@@ -334,15 +330,15 @@ impl Bus {
         }
         self.shared.seg.check_truncated()?;
         let seq = producer::with_slot(&self.shared, |slot| {
-            let (pos, seq) = self.reserve(slot, len)?;
-            let h = self.header(meta, pos, seq, topic, payload.len());
-            self.shared.seg.ring.write_frame(pos, &h, topic.as_bytes(), payload);
+            let c = self.reserve(slot, len)?;
+            let h = self.header(slot, meta, c.pos, c.seq, topic, payload.len());
+            self.shared.seg.ring.write_frame(c.off, &h, topic.as_bytes(), payload);
             let crc = self
                 .shared
                 .checksum
                 .then(|| crate::frame::checksum_parts(&h, topic.as_bytes(), payload, len));
-            self.finish(slot, pos, len, crc);
-            Ok(seq)
+            self.finish(slot, &c, len, crc);
+            Ok(c.seq)
         })?;
         self.shared.seg.check_truncated()?;
         Ok(seq)
@@ -361,18 +357,17 @@ impl Bus {
         let total = self.check_frame(topic, len)?;
         self.shared.seg.check_truncated()?;
         producer::with_slot(&self.shared, |slot| {
-            let (pos, seq) = self.reserve(slot, total)?;
+            let c = self.reserve(slot, total)?;
             let ring = &self.shared.seg.ring;
-            let h = self.header(meta, pos, seq, topic, len);
+            let h = self.header(slot, meta, c.pos, c.seq, topic, len);
             // Write header and topic now; zero the payload so no stale bytes leak.
-            ring.write_frame(pos, &h, topic.as_bytes(), &[]);
-            let payload_off = ring.l.data(pos) + HEADER_LEN + topic.len();
+            ring.write_frame(c.off, &h, topic.as_bytes(), &[]);
+            let payload_off = c.off + HEADER_LEN + topic.len();
             ring.mem.zero(payload_off, total - HEADER_LEN - topic.len());
             slot.claim_outstanding.set(true);
             Ok(Claim {
                 bus: self,
-                pos,
-                seq,
+                claimed: c,
                 len: total,
                 payload: ring.mem.ptr(payload_off, len),
                 payload_len: len,
@@ -517,8 +512,7 @@ impl Bus {
 /// ```
 pub struct Claim<'a> {
     bus: &'a Bus,
-    pos: u64,
-    seq: u64,
+    claimed: Claimed,
     len: usize,
     payload: *mut u8,
     payload_len: usize,
@@ -538,7 +532,7 @@ impl Claim<'_> {
     }
     /// The seq this frame will have.
     pub fn seq(&self) -> u64 {
-        self.seq
+        self.claimed.seq
     }
     /// Publish the frame; returns its seq.
     pub fn commit(mut self) -> u64 {
@@ -546,10 +540,10 @@ impl Claim<'_> {
         let bus = self.bus;
         let _ = producer::with_slot(&bus.shared, |slot| {
             slot.claim_outstanding.set(false);
-            bus.finish(slot, self.pos, self.len, None);
+            bus.finish(slot, &self.claimed, self.len, None);
             Ok(())
         });
-        self.seq
+        self.claimed.seq
     }
 }
 
@@ -560,7 +554,7 @@ impl Drop for Claim<'_> {
         }
         let bus = self.bus;
         let ring = &bus.shared.seg.ring;
-        ring.abort(self.pos, self.seq, self.len);
+        ring.abort(&self.claimed, self.len);
         ring.release(self.slot);
         let _ = producer::with_slot(&bus.shared, |slot| {
             slot.claim_outstanding.set(false);

@@ -190,12 +190,6 @@ impl Layout {
     pub(crate) fn group(&self, i: usize) -> usize {
         self.off_groups + i * GROUP_REC
     }
-    /// Offset in the segment of absolute log position `pos`.
-    #[inline]
-    pub(crate) fn data(&self, pos: u64) -> usize {
-        let ring = self.parts * self.part_size;
-        self.off_data + (pos % ring) as usize
-    }
 }
 
 #[cfg(test)]

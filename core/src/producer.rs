@@ -11,10 +11,11 @@ use std::sync::atomic::Ordering::*;
 use std::sync::{Arc, Weak};
 
 use crate::bus::Shared;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::liveness;
-use crate::ring::{Ring, S_ACTIVE, S_OWNER, S_PUBLISHED, S_START};
+use crate::ring::{Ring, Term, S_ACTIVE, S_OWNER, S_PUBLISHED, S_START};
 
 /// Per-thread handle on a producer slot.
 pub(crate) struct ThreadSlot {
@@ -24,6 +25,10 @@ pub(crate) struct ThreadSlot {
     pub(crate) index: usize,
     pub(crate) claim_outstanding: Cell<bool>,
     pub(crate) published: Cell<u64>,
+    /// This thread's timestamp source.
+    pub(crate) clock: Clock,
+    /// The term this thread last claimed in (see `ring::Term`).
+    pub(crate) term: Cell<Term>,
 }
 
 impl Drop for ThreadSlot {
@@ -71,6 +76,8 @@ pub(crate) fn with_slot<R>(shared: &Arc<Shared>, f: impl FnOnce(&ThreadSlot) -> 
             index,
             claim_outstanding: Cell::new(false),
             published: Cell::new(0),
+            clock: Clock::default(),
+            term: Cell::new(Term::NONE),
         });
         let s = v.last().expect("just pushed");
         f(s)

@@ -79,6 +79,48 @@ pub(crate) enum ClaimError {
     Corrupt,
 }
 
+/// What the hot paths need to know about one term, derived from a position
+/// by divisions. A term spans `S` bytes (hundreds to millions of frames), so
+/// producers and readers compute this once per term and cache it
+/// ([`Ring::term`]); every position inside the term then needs only a
+/// subtraction.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Term {
+    /// Absolute position of the term's first byte (`number * S`).
+    pub(crate) start: u64,
+    /// The term number `T = pos / S`.
+    pub(crate) number: u64,
+    /// Its partition `T % P`.
+    pub(crate) part: u64,
+    /// Segment offset of `start`.
+    pub(crate) data: usize,
+    /// Commit tag of the term's lap (every position of a term is in one lap,
+    /// since a lap `P * S` is a multiple of `S`).
+    pub(crate) tag: u32,
+}
+
+impl Term {
+    /// A cache that matches no position: every position is below
+    /// `MAX_POS = 2^62`, so `pos - 2^63` wraps to at least `2^63 > S`.
+    pub(crate) const NONE: Term = Term {
+        start: 1 << 63,
+        number: 0,
+        part: 0,
+        data: 0,
+        tag: 0,
+    };
+}
+
+/// A claimed frame: where it is and how its commit word is tagged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Claimed {
+    pub(crate) pos: u64,
+    pub(crate) seq: u64,
+    /// Segment offset of the frame.
+    pub(crate) off: usize,
+    pub(crate) tag: u32,
+}
+
 #[inline]
 fn state_init(term: u64, parts: u64) -> u64 {
     (term + parts) << 1
@@ -137,17 +179,46 @@ impl Ring {
         (lap as u32).wrapping_mul(0x9E37_79B1) ^ 0x5348_4D42
     }
 
+    /// The term holding `pos` (`pos < MAX_POS`), from `cache` when it is the
+    /// cached term, else computed and cached.
     #[inline]
-    pub(crate) fn commit_word(&self, pos: u64, len: usize) -> u64 {
-        (u64::from(self.tag(pos)) << 32) | len as u64
+    pub(crate) fn term(&self, cache: &std::cell::Cell<Term>, pos: u64) -> Term {
+        let t = cache.get();
+        if pos.wrapping_sub(t.start) < self.l.part_size {
+            return t;
+        }
+        let t = self.compute_term(pos);
+        cache.set(t);
+        t
+    }
+
+    #[inline(never)]
+    fn compute_term(&self, pos: u64) -> Term {
+        let (parts, size) = (self.l.parts, self.l.part_size);
+        let number = pos / size;
+        let part = number % parts;
+        Term {
+            start: number * size,
+            number,
+            part,
+            data: self.l.off_data + (part * size) as usize,
+            tag: self.tag(pos),
+        }
     }
 
     /// Reserve `len` bytes (a multiple of 8, `< S`) and the next seq.
     ///
     /// `slot` is the caller's producer slot; on success its `active` word
     /// announces the claimed term until [`Ring::release`].
-    #[inline]
-    pub(crate) fn claim(&self, slot: usize, len: usize, gate: &mut dyn Gate) -> Result<(u64, u64), ClaimError> {
+    /// `cache` is the caller's [`Term`] cache.
+    #[inline(always)]
+    pub(crate) fn claim(
+        &self,
+        slot: usize,
+        len: usize,
+        gate: &mut dyn Gate,
+        cache: &std::cell::Cell<Term>,
+    ) -> Result<Claimed, ClaimError> {
         let (parts, size) = (self.l.parts, self.l.part_size);
         let tail = self.mem.tail(layout::OFF_TAIL);
         let active = self.slot_word(slot, S_ACTIVE);
@@ -155,7 +226,7 @@ impl Ring {
         // (the tail moved on); a tail that keeps contradicting the partition
         // state was scribbled (or the segment truncated): report, never spin.
         if self.single {
-            return self.claim_single(len, gate);
+            return self.claim_single(len, gate, cache);
         }
         let mut stale = 0u32;
         loop {
@@ -167,10 +238,12 @@ impl Ring {
                 self.help_rotate(p & !ROT, s, Some(slot));
                 continue;
             }
-            let term = p / size;
-            if p % size + len as u64 + 8 <= size {
+            let t = self.term(cache, p);
+            let term = t.number;
+            let within = p - t.start;
+            if within + len as u64 + 8 <= size {
                 active.store(term + 1, SeqCst);
-                if self.part_word(term % parts, P_STATE).load(SeqCst) != state_stable(term, parts) {
+                if self.part_word(t.part, P_STATE).load(SeqCst) != state_stable(term, parts) {
                     // Stale tail: the term was already evicted. Retry.
                     active.store(0, Release);
                     stale += 1;
@@ -181,7 +254,12 @@ impl Ring {
                     continue;
                 }
                 if tail.cas((p, s), (p + len as u64, s + 1)) {
-                    return Ok((p, s));
+                    return Ok(Claimed {
+                        pos: p,
+                        seq: s,
+                        off: t.data + within as usize,
+                        tag: t.tag,
+                    });
                 }
                 active.store(0, Release);
                 spin_hint();
@@ -204,7 +282,12 @@ impl Ring {
     /// the tail (one 16-byte store), no read-modify-write on the hot path.
     /// The only writer of the tail is this thread, so nothing can race it.
     #[inline]
-    fn claim_single(&self, len: usize, gate: &mut dyn Gate) -> Result<(u64, u64), ClaimError> {
+    fn claim_single(
+        &self,
+        len: usize,
+        gate: &mut dyn Gate,
+        cache: &std::cell::Cell<Term>,
+    ) -> Result<Claimed, ClaimError> {
         let (parts, size) = (self.l.parts, self.l.part_size);
         let tail = self.mem.tail(layout::OFF_TAIL);
         for _ in 0..4 {
@@ -216,13 +299,20 @@ impl Ring {
                 self.help_rotate(p & !ROT, s, None);
                 continue;
             }
-            let term = p / size;
-            if p % size + len as u64 + 8 <= size {
-                if self.part_word(term % parts, P_STATE).load(Relaxed) != state_stable(term, parts) {
+            let t = self.term(cache, p);
+            let term = t.number;
+            let within = p - t.start;
+            if within + len as u64 + 8 <= size {
+                if self.part_word(t.part, P_STATE).load(Relaxed) != state_stable(term, parts) {
                     return Err(ClaimError::Corrupt);
                 }
                 tail.store((p + len as u64, s + 1));
-                return Ok((p, s));
+                return Ok(Claimed {
+                    pos: p,
+                    seq: s,
+                    off: t.data + within as usize,
+                    tag: t.tag,
+                });
             }
             if let Some(e) = (term + 1).checked_sub(parts) {
                 if !gate.may_evict(self, e) {
@@ -316,10 +406,9 @@ impl Ring {
         false
     }
 
-    /// Write a whole frame into a claimed range `[pos, pos + len)`.
+    /// Write a whole frame into a claimed range (at segment offset `off`).
     #[inline]
-    pub(crate) fn write_frame(&self, pos: u64, header: &FrameHeader, topic: &[u8], payload: &[u8]) {
-        let off = self.l.data(pos);
+    pub(crate) fn write_frame(&self, off: usize, header: &FrameHeader, topic: &[u8], payload: &[u8]) {
         let len = frame_len(topic.len(), payload.len());
         // Seqlock writer fence: our claim happens-after the rotation that made
         // this term current (tail acquire); this release fence orders that
@@ -336,9 +425,8 @@ impl Ring {
         }
     }
 
-    /// Compute and store the checksum of the (fully written) frame at `pos`.
-    pub(crate) fn seal_checksum(&self, pos: u64, len: usize, scratch: &mut Vec<u8>) {
-        let off = self.l.data(pos);
+    /// Compute and store the checksum of the (fully written) frame at `off`.
+    pub(crate) fn seal_checksum(&self, off: usize, len: usize, scratch: &mut Vec<u8>) {
         scratch.resize(len, 0);
         // Our own claimed bytes (W1): nobody else writes them.
         self.mem.read(off, scratch);
@@ -347,21 +435,23 @@ impl Ring {
     }
 
     /// Store a checksum computed from the producer's private copy.
-    pub(crate) fn store_checksum(&self, pos: u64, c: u32) {
-        self.mem.write(self.l.data(pos) + HEADER_LEN - 4, &c.to_le_bytes());
+    pub(crate) fn store_checksum(&self, off: usize, c: u32) {
+        self.mem.write(off + HEADER_LEN - 4, &c.to_le_bytes());
     }
 
-    /// Make the frame at `pos` visible to readers (invariant R1).
+    /// Make the claimed frame `c` of `len` bytes visible to readers
+    /// (invariant R1).
     #[inline]
-    pub(crate) fn commit(&self, pos: u64, len: usize) {
-        let word = self.mem.u64_at(self.l.data(pos));
+    pub(crate) fn commit(&self, c: &Claimed, len: usize) {
+        let word = self.mem.u64_at(c.off);
+        let value = (u64::from(c.tag) << 32) | len as u64;
         if self.single {
             // Release store, then a full fence for the parked-reader check
             // (wait.rs): a fence, not a read-modify-write.
-            word.store(self.commit_word(pos, len), Release);
+            word.store(value, Release);
             fence(SeqCst);
         } else {
-            word.swap(self.commit_word(pos, len), SeqCst);
+            word.swap(value, SeqCst);
         }
     }
 
@@ -372,37 +462,39 @@ impl Ring {
     }
 
     /// Turn a claimed but unwanted frame into padding readers skip.
-    pub(crate) fn abort(&self, pos: u64, seq: u64, len: usize) {
+    pub(crate) fn abort(&self, c: &Claimed, len: usize) {
         let h = FrameHeader {
-            position: pos,
-            seq,
+            position: c.pos,
+            seq: c.seq,
             payload_len: (len - HEADER_LEN) as u32,
             kind: Kind::Padding as u8,
             ..FrameHeader::default()
         };
-        let off = self.l.data(pos);
         fence(Release); // as in `write_frame`
-        self.mem.write(off + 8, &zerocopy::IntoBytes::as_bytes(&h)[8..]);
-        self.commit(pos, len);
+        self.mem.write(c.off + 8, &zerocopy::IntoBytes::as_bytes(&h)[8..]);
+        self.commit(c, len);
         self.counter(layout::OFF_ABORTED).fetch_add(1, Relaxed);
     }
 
-    /// Try to read the frame at `pos` into `buf` (see "Reading" above).
-    pub(crate) fn read(&self, pos: u64, buf: &mut Vec<u8>) -> Read {
+    /// Try to read the frame at `pos` into `buf` (see "Reading" above);
+    /// `cache` is the reader's [`Term`] cache.
+    #[inline]
+    pub(crate) fn read(&self, pos: u64, buf: &mut Vec<u8>, cache: &std::cell::Cell<Term>) -> Read {
         let (parts, size) = (self.l.parts, self.l.part_size);
         if pos >= MAX_POS {
             return Read::Lapped;
         }
-        let term = pos / size;
-        let i = term % parts;
+        let t = self.term(cache, pos);
+        let (term, i, within) = (t.number, t.part, pos - t.start);
         let st = self.part_word(i, P_STATE).load(Acquire);
         let want = state_stable(term, parts);
         if st != want {
             return if st > want { Read::Lapped } else { Read::Empty };
         }
         let base = self.part_word(i, P_BASE).load(Acquire);
-        let w = self.mem.u64_at(self.l.data(pos)).load(Acquire);
-        if (w >> 32) as u32 != self.tag(pos) {
+        let off = t.data + within as usize;
+        let w = self.mem.u64_at(off).load(Acquire);
+        if (w >> 32) as u32 != t.tag {
             // No frame of this lap starts here. Either nothing is committed
             // yet, or the term was closed here: no claim of this lap starts
             // at the closing position, so checking `end` only now is enough
@@ -410,20 +502,18 @@ impl Ring {
             let end = self.part_word(i, P_END).load(Acquire);
             if end & 1 == 1 {
                 let e = end & !1;
-                if e / size == term && pos >= e {
-                    return Read::End {
-                        next: (term + 1) * size,
-                    };
+                if e.wrapping_sub(t.start) < size && pos >= e {
+                    return Read::End { next: t.start + size };
                 }
             }
             return Read::Empty;
         }
         let len = (w & 0xffff_ffff) as usize;
-        if len < HEADER_LEN || len % 8 != 0 || pos % size + len as u64 + 8 > size {
+        if len < HEADER_LEN || len % 8 != 0 || within + len as u64 + 8 > size {
             return Read::Empty;
         }
         buf.resize(len, 0);
-        self.mem.read(self.l.data(pos), buf);
+        self.mem.read(off, buf);
         fence(Acquire);
         if self.part_word(i, P_STATE).load(Relaxed) != st {
             return Read::Lapped;
@@ -474,20 +564,20 @@ impl Ring {
     /// After a claim at `pos` stayed uncommitted past the claim timeout, find
     /// the next readable thing after it: a committed frame or the term's end.
     /// Returns the position to continue from, or `None` if nothing is there yet.
-    pub(crate) fn scan_past(&self, pos: u64, buf: &mut Vec<u8>) -> Option<u64> {
+    pub(crate) fn scan_past(&self, pos: u64, buf: &mut Vec<u8>, cache: &std::cell::Cell<Term>) -> Option<u64> {
         let size = self.l.part_size;
         let term_end = (pos / size + 1) * size;
         let (tail, _) = self.tail();
         let mut x = pos + 8;
         while x < term_end && x < tail {
-            match self.read(x, buf) {
+            match self.read(x, buf, cache) {
                 Read::Frame { .. } => return Some(x),
                 Read::End { next } => return Some(next),
                 Read::Lapped => return Some(x),
                 Read::Empty => x += 8,
             }
         }
-        match self.read(x.min(term_end - 8), buf) {
+        match self.read(x.min(term_end - 8), buf, cache) {
             Read::End { next } => Some(next),
             _ => None,
         }
@@ -532,7 +622,9 @@ mod loom_tests {
     /// torn copy shows as words that disagree.
     fn publish(ring: &Ring, slot: usize, byte: u8) -> (u64, u64) {
         let len = frame_len(1, 0);
-        let (pos, seq) = ring.claim(slot, len, &mut AlwaysEvict).unwrap();
+        let cache = std::cell::Cell::new(Term::NONE);
+        let c = ring.claim(slot, len, &mut AlwaysEvict, &cache).unwrap();
+        let (pos, seq) = (c.pos, c.seq);
         let h = FrameHeader {
             position: pos,
             seq,
@@ -543,8 +635,8 @@ mod loom_tests {
             kind: Kind::Event as u8,
             ..FrameHeader::default()
         };
-        ring.write_frame(pos, &h, &[byte], &[]);
-        ring.commit(pos, len);
+        ring.write_frame(c.off, &h, &[byte], &[]);
+        ring.commit(&c, len);
         ring.release(slot);
         (pos, seq)
     }
@@ -553,8 +645,9 @@ mod loom_tests {
     fn drain(ring: &Ring, mut pos: u64, mut next_seq: u64) -> Vec<(u64, u8)> {
         let mut buf = Vec::new();
         let mut out = Vec::new();
+        let cache = std::cell::Cell::new(Term::NONE);
         for _ in 0..6 {
-            match ring.read(pos, &mut buf) {
+            match ring.read(pos, &mut buf, &cache) {
                 Read::Frame { len, header: h } => {
                     assert!(h.seq >= next_seq, "seq went backwards");
                     let b = buf[HEADER_LEN];

@@ -66,13 +66,6 @@ fn shm_path(name: &str) -> Result<CString> {
     })
 }
 
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 /// A mapped segment. Unmapped on drop.
 pub(crate) struct Segment {
     pub(crate) name: String,
@@ -200,7 +193,7 @@ impl Segment {
                     0
                 }),
             creator_pid: std::process::id(),
-            created_ns: now_ns(),
+            created_ns: crate::clock::realtime_ns(),
             off_parts: layout.off_parts as u64,
             off_slots: layout.off_slots as u64,
             off_subs: layout.off_subs as u64,

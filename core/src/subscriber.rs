@@ -12,6 +12,7 @@
 //! `abandoned`. So `delivered + missed + abandoned + filtered-out` accounts
 //! for every seq.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ use crate::frame::{Frame, FrameHeader, Kind, HEADER_LEN};
 use crate::registry::{
     self, E_ABANDONED, E_CORRUPT, E_DELIVERED, E_MISSED, E_NEXT_SEQ, E_POSITION, G_CURSOR, G_DELIVERED, G_MISSED,
 };
-use crate::ring::Read;
+use crate::ring::{Read, Term};
 use crate::wait::{self, WaitStrategy};
 
 /// Where a new subscriber starts reading.
@@ -92,6 +93,8 @@ pub struct Subscriber {
     stuck: Option<(u64, Instant)>,
     claim_timeout: Duration,
     fork_generation: u64,
+    /// The term this subscriber last read in (see `ring::Term`).
+    term: Cell<Term>,
 }
 
 impl Drop for Subscriber {
@@ -208,6 +211,7 @@ impl Subscriber {
             corrupt: 0,
             stuck: None,
             fork_generation: crate::liveness::fork_generation(),
+            term: Cell::new(Term::NONE),
         }
     }
 
@@ -293,7 +297,7 @@ impl Subscriber {
     fn current(&self) -> Frame<'_> {
         let header = self.header;
         let topic_end = HEADER_LEN + header.topic_len as usize;
-        let topic = std::str::from_utf8(&self.buf[HEADER_LEN..topic_end]).unwrap_or("");
+        let topic = crate::filter::utf8(&self.buf[HEADER_LEN..topic_end]).unwrap_or("");
         let payload = &self.buf[topic_end..topic_end + header.payload_len as usize];
         Frame { header, topic, payload }
     }
@@ -335,7 +339,7 @@ impl Subscriber {
         let topic = &self.buf[HEADER_LEN..topic_end];
         // Match first (cached per topic; a non-UTF-8 topic never matches a
         // pattern), check UTF-8 only for frames about to be delivered.
-        self.matcher.matches(topic, u128::from_le_bytes(h.root_id)) && std::str::from_utf8(topic).is_ok()
+        self.matcher.matches(topic, u128::from_le_bytes(h.root_id)) && crate::filter::utf8(topic).is_some()
     }
 
     fn publish_entry(&self, pos: u64, next_seq: u64) {
@@ -367,7 +371,7 @@ impl Subscriber {
         match self.stuck {
             Some((p, since)) if p == pos => {
                 if since.elapsed() >= self.claim_timeout {
-                    let next = ring.scan_past(pos, &mut self.buf);
+                    let next = ring.scan_past(pos, &mut self.buf, &self.term);
                     if next.is_some() {
                         self.stuck = None;
                     } else {
@@ -391,7 +395,7 @@ impl Subscriber {
         };
         let mut found = false;
         for _ in 0..4096 {
-            match ring.read(pos, &mut self.buf) {
+            match ring.read(pos, &mut self.buf, &self.term) {
                 Read::Frame { len, header: h } => {
                     pos = pos.wrapping_add(len as u64);
                     self.stuck = None;
@@ -450,7 +454,7 @@ impl Subscriber {
         for _ in 0..4096 {
             let (pos, seq) = cursor.load();
             last = (pos, seq);
-            match ring.read(pos, &mut self.buf) {
+            match ring.read(pos, &mut self.buf, &self.term) {
                 Read::Frame { len, header: h } => {
                     let intact = self.intact_peek(&h, len);
                     let next_seq = if !intact || h.seq < seq {

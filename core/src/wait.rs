@@ -81,14 +81,18 @@ pub(crate) fn notify(mem: &Mem) {
 /// Run `attempt` until it yields a value or `deadline` passes. `attempt`'s
 /// argument says whether this call is a checkpoint (every 64th spin, and
 /// every call around a park) where slow bookkeeping (clock reads, tail
-/// loads) may be done; between checkpoints it should stay cheap.
+/// loads) may be done; between checkpoints it should stay cheap. The first
+/// attempt is not a checkpoint: a caught-up reader calling `recv` per frame
+/// would otherwise load the producers' tail line on every call (a cache miss
+/// for it and an extra transfer for the next claim). Every call still
+/// reaches a checkpoint before its deadline is first checked (spin 63).
 pub(crate) fn wait_for<T>(
     mem: &Mem,
     strategy: WaitStrategy,
     deadline: Option<Instant>,
     mut attempt: impl FnMut(bool) -> Option<T>,
 ) -> Option<T> {
-    if let Some(v) = attempt(true) {
+    if let Some(v) = attempt(false) {
         return Some(v);
     }
     let start = Instant::now();

@@ -519,15 +519,22 @@ fn scribble_run(tag: &str, checksum: bool, target: &str, data_ms: u64, header_ms
     // Every process has its own deadline; 10 s past it is a hang.
     let limit = Duration::from_millis(run + 12_000);
     let mut all = vec![scribbler.finish(limit)];
-    if header_ms == 0 {
-        // The scribbler is done: every subscriber must still get new frames.
-        let bus = Bus::open(&name).unwrap();
-        for k in 0..30 {
-            bus.publish("ctl.after", &make_payload(99, k, 64)).unwrap();
-            std::thread::sleep(Duration::from_millis(10));
+    // The scribbler is done: every subscriber must still get new frames.
+    // Published once while the producers still run and once after they
+    // stopped: a slow subscriber lapped by fast producers may miss the first
+    // batch (that is loss, counted in `missed`, not a wedge), never the second.
+    let publish_after = |from: u64| {
+        if header_ms == 0 {
+            let bus = Bus::open(&name).unwrap();
+            for k in from..from + 30 {
+                bus.publish("ctl.after", &make_payload(99, k, 64)).unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
-    }
+    };
+    publish_after(0);
     all.extend(producers.into_iter().map(|mut p| p.finish(limit)));
+    publish_after(30);
     all.extend(subs.into_iter().map(|mut s| s.finish(limit)));
     for o in &all {
         eprintln!("{tag}: {} {:?}", o.name, o.lines);

@@ -336,18 +336,22 @@ fn run_latency(
     let n = if v.park { plan.rt_park } else { plan.rt };
     let warmup = warmup_for(n);
     let mut shm = Vec::new();
+    let mut spsc = Vec::new();
     let mut cb = Vec::new();
     #[cfg(feature = "iceoryx2")]
     let mut ice = Vec::new();
     for r in 1..=plan.runs {
-        let o = shm_latency(size, n, warmup, v.wait, cpus, plan.timeout)?;
-        progress(&format!(
-            "{} {size} B run {r}/{}: shmbus p50 {}",
-            v.scenario,
-            plan.runs,
-            fmt_ns(Some(o.hist.value_at_quantile(0.5) as f64))
-        ));
-        shm.push(o);
+        for single in [false, true] {
+            let o = shm_latency(size, n, warmup, v.wait, cpus, plan.timeout, single)?;
+            progress(&format!(
+                "{} {size} B run {r}/{}: {} p50 {}",
+                v.scenario,
+                plan.runs,
+                if single { "shmbus-spsc" } else { "shmbus" },
+                fmt_ns(Some(o.hist.value_at_quantile(0.5) as f64))
+            ));
+            if single { &mut spsc } else { &mut shm }.push(o);
+        }
         let o = baseline::latency(size, n, warmup, v.wait, cpus, plan.timeout)?;
         progress(&format!(
             "{} {size} B run {r}/{}: crossbeam p50 {}",
@@ -383,6 +387,13 @@ fn run_latency(
         summarize_latency(v.scenario, "shmbus", size, &shm, note("; 2 MiB buses")),
         summarize_latency(
             v.scenario,
+            "shmbus-spsc",
+            size,
+            &spsc,
+            note("; 2 MiB buses, single_producer"),
+        ),
+        summarize_latency(
+            v.scenario,
             "crossbeam",
             size,
             &cb,
@@ -409,24 +420,33 @@ fn run_flow(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<ScenarioResult>, String> {
     let mut shm = Vec::new();
+    let mut spsc = Vec::new();
     let mut cb = Vec::new();
     let c_bin = c_peer(flow);
+    // Single-producer mode applies where one process publishes.
+    let spsc_too = flow.shape().0 == 1;
     let mut shm_c = Vec::new();
     #[cfg(feature = "iceoryx2")]
     let (mut ice, mut ice_block) = (Vec::new(), Vec::new());
     let rate = |o: &FlowOutcome| o.delivered as f64 / flow.receivers() as f64 / (o.elapsed_ns as f64 / 1e9);
     for r in 1..=plan.runs {
-        let o = shm_flow(flow, size, plan.frames, plan.timeout)?;
-        progress(&format!(
-            "{} {size} B run {r}/{}: shmbus {} (missed {})",
-            flow.name(),
-            plan.runs,
-            fmt_rate(rate(&o)),
-            o.missed
-        ));
-        shm.push(o);
+        for single in [false, true] {
+            if single && !spsc_too {
+                continue;
+            }
+            let o = shm_flow(flow, size, plan.frames, plan.timeout, single)?;
+            progress(&format!(
+                "{} {size} B run {r}/{}: {} {} (missed {})",
+                flow.name(),
+                plan.runs,
+                if single { "shmbus-spsc" } else { "shmbus" },
+                fmt_rate(rate(&o)),
+                o.missed
+            ));
+            if single { &mut spsc } else { &mut shm }.push(o);
+        }
         if let Some(exe) = &c_bin {
-            let o = shm_flow_exe(Some(exe), flow, size, plan.frames, plan.timeout)
+            let o = shm_flow_exe(Some(exe), flow, size, plan.frames, plan.timeout, false)
                 .map_err(|e| format!("shmbus-c ({}): {e}", exe.display()))?;
             progress(&format!(
                 "{} {size} B run {r}/{}: shmbus-c {} (missed {})",
@@ -490,6 +510,18 @@ fn run_flow(
             format!("{shape}; threads; back-pressure, no loss"),
         ),
     ];
+    if !spsc.is_empty() {
+        out.insert(
+            1,
+            summarize_flow(
+                flow,
+                "shmbus-spsc",
+                size,
+                &spsc,
+                format!("{shape}; processes; 16 MiB bus, evict, single_producer; spin"),
+            ),
+        );
+    }
     if !shm_c.is_empty() {
         out.insert(
             1,
@@ -536,10 +568,12 @@ fn shm_latency(
     wait: WaitStrategy,
     cpus: Option<(usize, usize)>,
     timeout: Duration,
+    single: bool,
 ) -> Result<LatencyOutcome, String> {
     let cfg = Config::default()
         .memory_limit(2 << 20)
-        .max_frame_size(size.max(1024) as u32);
+        .max_frame_size(size.max(1024) as u32)
+        .single_producer(single);
     let a = BusGuard::create("ping", &cfg)?;
     let b = BusGuard::create("pong", &cfg)?;
     let spec = |role: &str, input: &str, output: &str, cpu: Option<usize>| {
@@ -583,8 +617,8 @@ fn c_peer(flow: Flow) -> Option<std::path::PathBuf> {
     (flow != Flow::Group).then_some(p)
 }
 
-fn shm_flow(flow: Flow, size: usize, frames: u64, timeout: Duration) -> Result<FlowOutcome, String> {
-    shm_flow_exe(None, flow, size, frames, timeout)
+fn shm_flow(flow: Flow, size: usize, frames: u64, timeout: Duration, single: bool) -> Result<FlowOutcome, String> {
+    shm_flow_exe(None, flow, size, frames, timeout, single)
 }
 
 /// [`shm_flow`] with the producer and subscriber processes run by `exe`.
@@ -594,10 +628,12 @@ fn shm_flow_exe(
     size: usize,
     frames: u64,
     timeout: Duration,
+    single: bool,
 ) -> Result<FlowOutcome, String> {
     let cfg = Config::default()
         .memory_limit(16 << 20)
-        .max_frame_size(size.max(1024) as u32);
+        .max_frame_size(size.max(1024) as u32)
+        .single_producer(single);
     let bus = BusGuard::create(flow.name(), &cfg)?;
     let (producers, subs, group) = flow.shape();
     let per = frames / producers;
