@@ -269,7 +269,7 @@ impl Bus {
     /// Commit a written frame. `checksum`: the CRC computed from the
     /// producer's private copy (publish), or `None` to compute it from the
     /// segment (zero-copy claims, whose bytes only exist there).
-    #[inline]
+    #[inline(always)]
     fn finish(&self, slot: &ThreadSlot, c: &Claimed, len: usize, checksum: Option<u32>) {
         let ring = &self.shared.seg.ring;
         if self.shared.checksum {
@@ -316,14 +316,14 @@ impl Bus {
     /// [`Bus::publish_with`] for a topic given as bytes (a C string's bytes,
     /// say): validated once, UTF-8 included, by
     /// [`crate::filter::topic_from_bytes`]. The C ABI publishes through this.
-    #[inline]
+    #[inline(always)]
     pub fn publish_with_topic_bytes(&self, meta: &Meta, topic: &[u8], payload: &[u8]) -> Result<u64> {
         let topic = crate::filter::topic_from_bytes(topic)?;
         let len = self.check_len(topic, payload.len())?;
         self.publish_checked(meta, topic, payload, len)
     }
 
-    #[inline]
+    #[inline(always)]
     fn publish_checked(&self, meta: &Meta, topic: &str, payload: &[u8], len: usize) -> Result<u64> {
         if meta.kind == crate::frame::Kind::Padding {
             return Err(Error::config("kind", "padding is reserved for aborted claims"));

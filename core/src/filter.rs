@@ -138,11 +138,17 @@ fn quote(s: &str) -> String {
 /// assert!(validate_topic("events..created").is_err());
 /// assert!(validate_topic("has space").is_err());
 /// ```
-#[inline]
+#[inline(always)]
 pub fn validate_topic(topic: &str) -> Result<(), FilterError> {
     if plain_ascii_topic(topic.as_bytes()) {
         return Ok(());
     }
+    validate_topic_slow(topic)
+}
+
+/// [`validate_topic`] for anything but a plain ASCII topic.
+#[cold]
+fn validate_topic_slow(topic: &str) -> Result<(), FilterError> {
     check_text(topic, false)
         .and_then(|()| check_levels(topic))
         .map_err(|reason| FilterError::InvalidTopic {
@@ -162,13 +168,19 @@ pub fn validate_topic(topic: &str) -> Result<(), FilterError> {
 /// assert!(topic_from_bytes(b"a.\xff").unwrap_err().to_string().contains("UTF-8"));
 /// assert!(topic_from_bytes(b"a..b").is_err());
 /// ```
-#[inline]
+#[inline(always)]
 pub fn topic_from_bytes(topic: &[u8]) -> Result<&str, FilterError> {
     if plain_ascii_topic(topic) {
         // SAFETY: every byte is printable ASCII (checked just above), and
         // ASCII is valid UTF-8.
         return Ok(unsafe { std::str::from_utf8_unchecked(topic) });
     }
+    topic_from_bytes_slow(topic)
+}
+
+/// [`topic_from_bytes`] for anything but a plain ASCII topic.
+#[cold]
+fn topic_from_bytes_slow(topic: &[u8]) -> Result<&str, FilterError> {
     let s = std::str::from_utf8(topic).map_err(|e| FilterError::InvalidTopic {
         topic: String::from_utf8_lossy(topic).into_owned(),
         reason: format!("is not valid UTF-8 (at byte {})", e.valid_up_to()),
@@ -198,7 +210,7 @@ pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
 /// "some byte of the word is ..." test (no false positives or negatives as
 /// a whole-word answer), the standard bit tricks for bytes below 0x80; bytes
 /// at or above 0x80 are caught by the "above 0x7e" test.
-#[inline]
+#[inline(always)]
 fn plain_ascii_topic(t: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -728,6 +740,7 @@ impl Filter {
         self.validate()?;
         let plan = match lower(self) {
             Ir::Const(value) => Plan::Const(value),
+            Ir::Topic(TopicExpr::Pattern(levels)) if matches!(&*levels, [Level::Rest]) => Plan::AnyText,
             Ir::Topic(expr) => Plan::Topic(expr),
             ir => {
                 let mut steps = Vec::new();
@@ -961,6 +974,9 @@ fn emit(ir: Ir, on_true: usize, on_false: usize, steps: &mut Vec<Step>, atoms: &
 enum Plan {
     /// Independent of the frame.
     Const(bool),
+    /// Every UTF-8 topic matches (the pattern `#`, the usual "everything"
+    /// subscription from C and Python): no cache lookup, just the UTF-8 check.
+    AnyText,
     /// Depends only on the topic: the cache holds the result in bit 0.
     Topic(TopicExpr),
     /// Depends on the root id too: a decision program whose topic tests
@@ -1100,6 +1116,14 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// Does a match imply that the topic is UTF-8? True for topic-only
+    /// filters (a non-UTF-8 topic never matches a pattern or a regex), so a
+    /// reader need not check UTF-8 again after a match.
+    #[inline]
+    pub(crate) fn implies_utf8(&self) -> bool {
+        matches!(self.plan, Plan::AnyText | Plan::Topic(_))
+    }
+
     /// Whether a frame with this topic and correlation root id matches.
     ///
     /// ```
@@ -1114,6 +1138,7 @@ impl Matcher {
     pub fn matches(&mut self, topic: &[u8], root_id: u128) -> bool {
         match &self.plan {
             Plan::Const(value) => *value,
+            Plan::AnyText => utf8(topic).is_some(),
             Plan::Topic(expr) => self.cache.get(topic, |topic| u64::from(expr.eval_bytes(topic))) != 0,
             Plan::Mixed { entry, steps, atoms } => {
                 let mut bits = None;
@@ -1629,6 +1654,34 @@ mod tests {
         assert!(matches!(m.plan, Plan::Const(true)));
         assert!(m.cache.map.is_empty());
         assert!(m.cache.recent.iter().all(|slot| !slot.valid));
+    }
+
+    /// `#` alone is compiled to a UTF-8 check without the topic cache, with
+    /// exactly the pattern's answers (every UTF-8 topic, no other bytes).
+    #[test]
+    fn hash_alone_is_any_text_without_cache() {
+        let mut m = matcher(&Filter::topic("#"));
+        assert!(matches!(m.plan, Plan::AnyText));
+        let levels = [Level::Rest];
+        for t in [
+            &b"a"[..],
+            b"a.b.c",
+            b"events.process.start",
+            b"\xc3\xa9t\xc3\xa9",
+            b"\xff",
+            b"a.\xc3",
+            b"",
+        ] {
+            let reference = std::str::from_utf8(t).is_ok_and(|t| pattern_matches(&levels, t));
+            assert_eq!(m.matches(t, 0), reference, "{t:?}");
+        }
+        assert!(m.cache.map.is_empty());
+        assert!(m.cache.recent.iter().all(|slot| !slot.valid));
+        // Combined with other topic filters it is an ordinary pattern.
+        assert!(matches!(
+            matcher(&Filter::topic("#").or(Filter::regex("x"))).plan,
+            Plan::Topic(_)
+        ));
     }
 
     #[test]

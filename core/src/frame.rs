@@ -294,7 +294,7 @@ impl Meta {
 /// stay valid until the next call on that subscriber.
 #[derive(Clone, Copy)]
 pub struct Frame<'a> {
-    pub(crate) header: FrameHeader,
+    pub(crate) header: &'a FrameHeader,
     pub(crate) topic: &'a str,
     pub(crate) payload: &'a [u8],
 }

@@ -33,6 +33,13 @@ pub(crate) struct ThreadSlot {
 
 impl Drop for ThreadSlot {
     fn drop(&mut self) {
+        // Invariant of `LAST`: it never points to a freed slot.
+        let me: *const ThreadSlot = self;
+        let _ = LAST.try_with(|last| {
+            if last.get().2 == me {
+                last.set(NO_LAST);
+            }
+        });
         if self.fork_generation != liveness::fork_generation() {
             return; // inherited from the parent process: not ours to free
         }
@@ -47,29 +54,57 @@ impl Drop for ThreadSlot {
     }
 }
 
+/// `(bus id, fork generation, slot)` of the slot a thread used last.
+type Last = (u64, u64, *const ThreadSlot);
+const NO_LAST: Last = (0, 0, std::ptr::null());
+
 thread_local! {
-    static SLOTS: RefCell<Vec<ThreadSlot>> = const { RefCell::new(Vec::new()) };
+    /// This thread's slots, boxed so that their addresses are stable
+    /// (`LAST` points to one; the vector itself reallocates as it grows).
+    #[allow(clippy::vec_box)]
+    static SLOTS: RefCell<Vec<Box<ThreadSlot>>> = const { RefCell::new(Vec::new()) };
+    /// The slot this thread used last: the publish fast path is one access
+    /// to this plain cell (no destructor, so no lazy-registration check; one
+    /// `__tls_get_addr` in a shared library) instead of a search of `SLOTS`.
+    ///
+    /// Invariant: a non-NULL pointer is a live entry of this thread's
+    /// `SLOTS`. It is only set from such an entry (below), and
+    /// `ThreadSlot::drop` resets it before the entry is freed, which covers
+    /// both ways entries go: `retain` in the slow path and thread exit.
+    static LAST: Cell<Last> = const { Cell::new(NO_LAST) };
 }
 
 /// Run `f` with this thread's slot on `shared`, allocating one if needed.
-#[inline]
+#[inline(always)]
 pub(crate) fn with_slot<R>(shared: &Arc<Shared>, f: impl FnOnce(&ThreadSlot) -> Result<R>) -> Result<R> {
-    SLOTS.with(|slots| {
-        let generation = liveness::fork_generation();
+    let generation = liveness::fork_generation();
+    let (id, g, slot) = LAST.with(Cell::get);
+    if id == shared.id && g == generation && !slot.is_null() {
+        // SAFETY: per `LAST`'s invariant `slot` is a live boxed entry of this
+        // thread's `SLOTS`. It stays alive during `f`: entries are dropped
+        // only by thread exit (not while this thread runs `f`) or by the
+        // slow path's `retain`, which keeps every entry whose bus is alive,
+        // and `shared` keeps this slot's bus alive.
+        return f(unsafe { &*slot });
+    }
+    with_slot_slow(shared, generation, f)
+}
+
+#[inline(never)]
+fn with_slot_slow<R>(shared: &Arc<Shared>, generation: u64, f: impl FnOnce(&ThreadSlot) -> Result<R>) -> Result<R> {
+    let slot = SLOTS.with(|slots| -> Result<*const ThreadSlot> {
+        if let Some(s) = slots
+            .borrow()
+            .iter()
+            .find(|s| s.bus_id == shared.id && s.fork_generation == generation)
         {
-            let slots = slots.borrow();
-            if let Some(s) = slots
-                .iter()
-                .find(|s| s.bus_id == shared.id && s.fork_generation == generation)
-            {
-                return f(s);
-            }
+            return Ok(&**s);
         }
         let index = allocate(shared)?;
         let mut v = slots.borrow_mut();
         // Forget entries of bus handles that are gone.
         v.retain(|s| s.shared.strong_count() > 0 && s.fork_generation == generation);
-        v.push(ThreadSlot {
+        v.push(Box::new(ThreadSlot {
             bus_id: shared.id,
             fork_generation: generation,
             shared: Arc::downgrade(shared),
@@ -78,10 +113,13 @@ pub(crate) fn with_slot<R>(shared: &Arc<Shared>, f: impl FnOnce(&ThreadSlot) -> 
             published: Cell::new(0),
             clock: Clock::default(),
             term: Cell::new(Term::NONE),
-        });
-        let s = v.last().expect("just pushed");
-        f(s)
-    })
+        }));
+        Ok(&**v.last().expect("just pushed"))
+    })?;
+    LAST.with(|last| last.set((shared.id, generation, slot)));
+    // SAFETY: `slot` is a live boxed entry of `SLOTS` (found or pushed just
+    // above); as in `with_slot`, it outlives `f`.
+    f(unsafe { &*slot })
 }
 
 fn allocate(shared: &Arc<Shared>) -> Result<usize> {

@@ -44,9 +44,9 @@ pub(crate) const S_PUBLISHED: usize = 24;
 /// What a reader found at a position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Read {
-    /// A validated frame of `len` bytes was copied into the buffer; its
-    /// header (a copy, already validated) is returned alongside.
-    Frame { len: usize, header: FrameHeader },
+    /// A validated frame of `len` bytes was copied into the buffer and its
+    /// header (validated) into the header out-parameter.
+    Frame { len: usize },
     /// The term ended here; continue at `next`.
     End { next: u64 },
     /// The partition moved on: this position was evicted.
@@ -477,9 +477,17 @@ impl Ring {
     }
 
     /// Try to read the frame at `pos` into `buf` (see "Reading" above);
-    /// `cache` is the reader's [`Term`] cache.
+    /// `cache` is the reader's [`Term`] cache. On `Read::Frame` the parsed,
+    /// validated header is in `out` (which is scratch otherwise: the header
+    /// is parsed into it in place, saving the copies of a return value).
     #[inline]
-    pub(crate) fn read(&self, pos: u64, buf: &mut Vec<u8>, cache: &std::cell::Cell<Term>) -> Read {
+    pub(crate) fn read(
+        &self,
+        pos: u64,
+        buf: &mut Vec<u8>,
+        cache: &std::cell::Cell<Term>,
+        out: &mut FrameHeader,
+    ) -> Read {
         let (parts, size) = (self.l.parts, self.l.part_size);
         if pos >= MAX_POS {
             return Read::Lapped;
@@ -521,14 +529,15 @@ impl Ring {
         let Ok((header, _)) = zerocopy::FromBytes::read_from_prefix(&buf[..]) else {
             return Read::Empty;
         };
-        let header: FrameHeader = header;
+        *out = header;
+        let header = &*out;
         // A term of S bytes holds fewer than S / HEADER_LEN frames, so a seq
         // outside that window was scribbled: never trust it.
         let max_frames = size / HEADER_LEN as u64;
         if header.validate(pos, len).is_err() || header.seq < base || header.seq - base > max_frames {
             return Read::Empty;
         }
-        Read::Frame { len, header }
+        Read::Frame { len }
     }
 
     /// Oldest retained position and the seq of its first frame.
@@ -565,19 +574,20 @@ impl Ring {
     /// the next readable thing after it: a committed frame or the term's end.
     /// Returns the position to continue from, or `None` if nothing is there yet.
     pub(crate) fn scan_past(&self, pos: u64, buf: &mut Vec<u8>, cache: &std::cell::Cell<Term>) -> Option<u64> {
+        let mut header = FrameHeader::default();
         let size = self.l.part_size;
         let term_end = (pos / size + 1) * size;
         let (tail, _) = self.tail();
         let mut x = pos + 8;
         while x < term_end && x < tail {
-            match self.read(x, buf, cache) {
+            match self.read(x, buf, cache, &mut header) {
                 Read::Frame { .. } => return Some(x),
                 Read::End { next } => return Some(next),
                 Read::Lapped => return Some(x),
                 Read::Empty => x += 8,
             }
         }
-        match self.read(x.min(term_end - 8), buf, cache) {
+        match self.read(x.min(term_end - 8), buf, cache, &mut header) {
             Read::End { next } => Some(next),
             _ => None,
         }
@@ -646,9 +656,10 @@ mod loom_tests {
         let mut buf = Vec::new();
         let mut out = Vec::new();
         let cache = std::cell::Cell::new(Term::NONE);
+        let mut h = FrameHeader::default();
         for _ in 0..6 {
-            match ring.read(pos, &mut buf, &cache) {
-                Read::Frame { len, header: h } => {
+            match ring.read(pos, &mut buf, &cache, &mut h) {
+                Read::Frame { len } => {
                     assert!(h.seq >= next_seq, "seq went backwards");
                     let b = buf[HEADER_LEN];
                     assert_eq!(h.timestamp_ns, u64::from_le_bytes([b; 8]), "torn frame delivered");

@@ -274,6 +274,7 @@ impl Subscriber {
     }
 
     /// Next matching frame if one is ready now, without waiting.
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Option<Frame<'_>>> {
         self.shared.seg.check_truncated()?;
         self.ready = self.step(true);
@@ -294,8 +295,9 @@ impl Subscriber {
         Ok(self.ready.then(|| self.current()))
     }
 
+    #[inline(always)]
     fn current(&self) -> Frame<'_> {
-        let header = self.header;
+        let header = &self.header;
         let topic_end = HEADER_LEN + header.topic_len as usize;
         let topic = crate::filter::utf8(&self.buf[HEADER_LEN..topic_end]).unwrap_or("");
         let payload = &self.buf[topic_end..topic_end + header.payload_len as usize];
@@ -304,6 +306,7 @@ impl Subscriber {
 
     /// Try to advance to the next deliverable frame without waiting. Returns
     /// true when `self.buf` holds it.
+    #[inline(always)]
     fn step(&mut self, checkpoint: bool) -> bool {
         match self.cursor {
             Cursor::Own { .. } => self.step_own(checkpoint),
@@ -311,9 +314,10 @@ impl Subscriber {
         }
     }
 
-    /// With checksums on, is the copied frame intact? Counts it if not.
-    fn intact(&mut self, h: &FrameHeader, len: usize) -> bool {
-        let ok = self.intact_peek(h, len);
+    /// With checksums on, is the copied frame (in `buf`, its header in
+    /// `header`) intact? Counts it if not.
+    fn intact(&mut self, len: usize) -> bool {
+        let ok = self.intact_peek(len);
         if !ok {
             self.corrupt += 1;
         }
@@ -322,16 +326,20 @@ impl Subscriber {
 
     /// Like `intact` but without counting (group members count only after
     /// winning the cursor).
-    fn intact_peek(&self, h: &FrameHeader, len: usize) -> bool {
+    fn intact_peek(&self, len: usize) -> bool {
         if !self.checksum {
             return true;
         }
+        let h = &self.header;
         h.kind == Kind::Padding as u8
             || (h.flags & crate::frame::FLAG_CHECKSUM != 0 && crate::frame::checksum(&self.buf[..len]) == h.checksum)
     }
 
-    /// Decide whether the validated frame in `buf` is delivered.
-    fn deliverable(&mut self, h: &FrameHeader) -> bool {
+    /// Decide whether the validated frame in `buf` (its header in `header`)
+    /// is delivered.
+    #[inline(always)]
+    fn deliverable(&mut self) -> bool {
+        let h = &self.header;
         if h.kind == Kind::Padding as u8 || h.seq < self.skip_below {
             return false;
         }
@@ -339,7 +347,8 @@ impl Subscriber {
         let topic = &self.buf[HEADER_LEN..topic_end];
         // Match first (cached per topic; a non-UTF-8 topic never matches a
         // pattern), check UTF-8 only for frames about to be delivered.
-        self.matcher.matches(topic, u128::from_le_bytes(h.root_id)) && crate::filter::utf8(topic).is_some()
+        self.matcher.matches(topic, u128::from_le_bytes(h.root_id))
+            && (self.matcher.implies_utf8() || crate::filter::utf8(topic).is_some())
     }
 
     fn publish_entry(&self, pos: u64, next_seq: u64) {
@@ -388,6 +397,7 @@ impl Subscriber {
         }
     }
 
+    #[inline(always)]
     fn step_own(&mut self, checkpoint: bool) -> bool {
         let ring = self.shared.seg.ring.clone();
         let Cursor::Own { mut pos, mut next_seq } = self.cursor else {
@@ -395,23 +405,23 @@ impl Subscriber {
         };
         let mut found = false;
         for _ in 0..4096 {
-            match ring.read(pos, &mut self.buf, &self.term) {
-                Read::Frame { len, header: h } => {
+            match ring.read(pos, &mut self.buf, &self.term, &mut self.header) {
+                Read::Frame { len } => {
                     pos = pos.wrapping_add(len as u64);
                     self.stuck = None;
-                    if !self.intact(&h, len) {
+                    if !self.intact(len) {
                         next_seq = next_seq.saturating_add(1); // a real frame holds exactly one seq
                         continue;
                     }
-                    if h.seq < next_seq {
+                    let seq = self.header.seq;
+                    if seq < next_seq {
                         continue; // cannot happen with an honest producer
                     }
-                    if h.seq > next_seq {
-                        self.abandoned = self.abandoned.saturating_add(h.seq - next_seq);
+                    if seq > next_seq {
+                        self.abandoned = self.abandoned.saturating_add(seq - next_seq);
                     }
-                    next_seq = h.seq.saturating_add(1);
-                    if self.deliverable(&h) {
-                        self.header = h;
+                    next_seq = seq.saturating_add(1);
+                    if self.deliverable() {
                         self.delivered += 1;
                         found = true;
                         break;
@@ -454,13 +464,14 @@ impl Subscriber {
         for _ in 0..4096 {
             let (pos, seq) = cursor.load();
             last = (pos, seq);
-            match ring.read(pos, &mut self.buf, &self.term) {
-                Read::Frame { len, header: h } => {
-                    let intact = self.intact_peek(&h, len);
-                    let next_seq = if !intact || h.seq < seq {
+            match ring.read(pos, &mut self.buf, &self.term, &mut self.header) {
+                Read::Frame { len } => {
+                    let intact = self.intact_peek(len);
+                    let h_seq = self.header.seq;
+                    let next_seq = if !intact || h_seq < seq {
                         seq.saturating_add(1)
                     } else {
-                        h.seq.saturating_add(1)
+                        h_seq.saturating_add(1)
                     };
                     if !cursor.cas((pos, seq), (pos + len as u64, next_seq)) {
                         continue;
@@ -471,11 +482,10 @@ impl Subscriber {
                     }
                     self.stuck = None;
                     last = (pos + len as u64, next_seq);
-                    if h.seq > seq {
-                        self.abandoned = self.abandoned.saturating_add(h.seq - seq);
+                    if h_seq > seq {
+                        self.abandoned = self.abandoned.saturating_add(h_seq - seq);
                     }
-                    if self.deliverable(&h) {
-                        self.header = h;
+                    if self.deliverable() {
                         self.delivered += 1;
                         ring.mem.u64_at(g + G_DELIVERED).fetch_add(1, Relaxed);
                         found = true;

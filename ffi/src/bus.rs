@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_void};
 
 use shmbus_core::{Bus, Meta};
 
-use crate::handle::{arg_ref, bytes, c_str, c_topic, opt_out, out, Handle};
+use crate::handle::{arg_ref, bytes, c_str, c_topic, opt_out, out, topic_error, Handle};
 use crate::status::shmbus_status_t::{self, SHMBUS_OK};
 use crate::status::{ffi_boundary, Failure};
 use crate::types::{shmbus_config_t, shmbus_meta_t, shmbus_stats_t};
@@ -167,7 +167,9 @@ pub unsafe extern "C" fn shmbus_publish(
                 opt_out(out_seq),
             )
         };
-        let seq = bus.publish_with_topic_bytes(&Meta::default(), topic, payload)?;
+        let seq = bus
+            .publish_with_topic_bytes(&Meta::default(), topic, payload)
+            .map_err(|e| topic_error(e, topic, "topic"))?;
         if let Some(o) = out_seq {
             o.write(seq);
         }
@@ -201,7 +203,9 @@ pub unsafe extern "C" fn shmbus_publish_with(
                 opt_out(out_seq),
             )
         };
-        let seq = bus.publish_with_topic_bytes(&meta.to_rust()?, topic, payload)?;
+        let seq = bus
+            .publish_with_topic_bytes(&meta.to_rust()?, topic, payload)
+            .map_err(|e| topic_error(e, topic, "topic"))?;
         if let Some(o) = out_seq {
             o.write(seq);
         }

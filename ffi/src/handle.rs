@@ -92,9 +92,10 @@ pub(crate) unsafe fn c_str<'a>(ptr: *const c_char, arg: &str) -> Result<&'a str,
 }
 
 /// The bytes of a C string topic argument named `arg`, for the core's
-/// `publish_with_topic_bytes`, which validates the topic rules in one pass.
-/// Only non-ASCII input pays for a UTF-8 check here, so that invalid UTF-8
-/// is `SHMBUS_INVALID_ARGUMENT` like every other string argument.
+/// `publish_with_topic_bytes`, which checks UTF-8 and the topic rules in one
+/// word-at-a-time pass. Use [`topic_error`] on its errors, so that invalid
+/// UTF-8 is `SHMBUS_INVALID_ARGUMENT` like every other string argument (the
+/// UTF-8 check runs only on that error path).
 ///
 /// # Safety
 /// `ptr` is NULL or points to a NUL-terminated string valid for `'a`.
@@ -104,16 +105,20 @@ pub(crate) unsafe fn c_topic<'a>(ptr: *const c_char, arg: &str) -> Result<&'a [u
         return Err(Failure::null(arg));
     }
     // SAFETY: non-NULL and NUL-terminated per this function's contract.
-    let bytes = unsafe { std::ffi::CStr::from_ptr(ptr) }.to_bytes();
-    if !bytes.is_ascii() {
-        if let Err(e) = std::str::from_utf8(bytes) {
-            return Err(Failure::new(
-                SHMBUS_INVALID_ARGUMENT,
-                format!("argument `{arg}` is not valid UTF-8 (at byte {})", e.valid_up_to()),
-            ));
-        }
+    Ok(unsafe { std::ffi::CStr::from_ptr(ptr) }.to_bytes())
+}
+
+/// The failure for a publish of `topic` (from [`c_topic`]) that failed with
+/// `e`: `SHMBUS_INVALID_ARGUMENT` if the topic is not UTF-8, else `e`'s own.
+#[cold]
+pub(crate) fn topic_error(e: shmbus_core::Error, topic: &[u8], arg: &str) -> Failure {
+    match std::str::from_utf8(topic) {
+        Err(bad) if matches!(e, shmbus_core::Error::Filter(_)) => Failure::new(
+            SHMBUS_INVALID_ARGUMENT,
+            format!("argument `{arg}` is not valid UTF-8 (at byte {})", bad.valid_up_to()),
+        ),
+        _ => e.into(),
     }
-    Ok(bytes)
 }
 
 /// A byte-buffer argument `ptr[0..len]` named `arg`; NULL is allowed when `len` is 0.
