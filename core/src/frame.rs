@@ -86,6 +86,65 @@ impl FrameHeader {
     }
 }
 
+/// A reader's private copy of one frame, 8-byte aligned so that its header
+/// can be used in place ([`FrameBuf::header`]): readers copy a frame out of
+/// the segment once and validate, match and hand it out from here, never
+/// copying the header again.
+///
+/// Invariant: `words` always holds at least a header's worth of bytes, so
+/// [`FrameBuf::header`] needs no check (it is meaningful only after a frame
+/// was read and validated into the buffer).
+#[derive(Clone, Debug)]
+pub(crate) struct FrameBuf {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Default for FrameBuf {
+    fn default() -> FrameBuf {
+        FrameBuf::with_capacity(0)
+    }
+}
+
+impl FrameBuf {
+    /// An empty buffer with room for `bytes` bytes.
+    pub(crate) fn with_capacity(bytes: usize) -> FrameBuf {
+        let mut words = Vec::with_capacity(bytes.max(HEADER_LEN).div_ceil(8));
+        words.resize(HEADER_LEN / 8, 0);
+        FrameBuf { words, len: 0 }
+    }
+
+    /// Make the buffer `len` bytes long (new bytes are zero) and return them.
+    #[inline]
+    pub(crate) fn fill(&mut self, len: usize) -> &mut [u8] {
+        let words = len.div_ceil(8);
+        if self.words.len() < words {
+            self.words.resize(words, 0);
+        }
+        self.len = len;
+        &mut zerocopy::IntoBytes::as_mut_bytes(&mut self.words[..])[..len]
+    }
+
+    /// The bytes of the frame.
+    #[inline]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &zerocopy::IntoBytes::as_bytes(&self.words[..])[..self.len]
+    }
+
+    /// The header at the front, in place.
+    #[inline(always)]
+    pub(crate) fn header(&self) -> &FrameHeader {
+        const _: () = assert!(HEADER_LEN % 8 == 0 && std::mem::align_of::<FrameHeader>() <= 8);
+        debug_assert!(self.words.len() * 8 >= HEADER_LEN);
+        // SAFETY: `words` holds at least HEADER_LEN initialized bytes (the
+        // invariant above: created with that many, only ever grown), its
+        // pointer is 8-aligned, which suffices for FrameHeader (checked at
+        // compile time above), and every bit pattern is a valid FrameHeader
+        // (it is `FromBytes`). The reference borrows `self`.
+        unsafe { &*self.words.as_ptr().cast::<FrameHeader>() }
+    }
+}
+
 /// Header flag bit: the frame carries a checksum.
 pub const FLAG_CHECKSUM: u8 = 1;
 

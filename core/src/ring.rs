@@ -14,7 +14,7 @@
 //! term, set its base seq, mark it stable, release the tail. Readers check the
 //! partition state before and after copying a frame and discard torn copies.
 
-use crate::frame::{frame_len, FrameHeader, Kind, HEADER_LEN};
+use crate::frame::{frame_len, FrameBuf, FrameHeader, Kind, HEADER_LEN};
 use crate::layout::{self, Layout};
 use crate::mem::Mem;
 use crate::sync::{fence, spin_hint, Ordering::*};
@@ -44,8 +44,8 @@ pub(crate) const S_PUBLISHED: usize = 24;
 /// What a reader found at a position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Read {
-    /// A validated frame of `len` bytes was copied into the buffer and its
-    /// header (validated) into the header out-parameter.
+    /// A validated frame of `len` bytes was copied into the buffer (its
+    /// header validated, in place at the front).
     Frame { len: usize },
     /// The term ended here; continue at `next`.
     End { next: u64 },
@@ -477,17 +477,9 @@ impl Ring {
     }
 
     /// Try to read the frame at `pos` into `buf` (see "Reading" above);
-    /// `cache` is the reader's [`Term`] cache. On `Read::Frame` the parsed,
-    /// validated header is in `out` (which is scratch otherwise: the header
-    /// is parsed into it in place, saving the copies of a return value).
+    /// `cache` is the reader's [`Term`] cache.
     #[inline]
-    pub(crate) fn read(
-        &self,
-        pos: u64,
-        buf: &mut Vec<u8>,
-        cache: &std::cell::Cell<Term>,
-        out: &mut FrameHeader,
-    ) -> Read {
+    pub(crate) fn read(&self, pos: u64, buf: &mut FrameBuf, cache: &std::cell::Cell<Term>) -> Read {
         let (parts, size) = (self.l.parts, self.l.part_size);
         if pos >= MAX_POS {
             return Read::Lapped;
@@ -520,19 +512,14 @@ impl Ring {
         if len < HEADER_LEN || len % 8 != 0 || within + len as u64 + 8 > size {
             return Read::Empty;
         }
-        buf.resize(len, 0);
-        self.mem.read(off, buf);
+        self.mem.read(off, buf.fill(len));
         fence(Acquire);
         if self.part_word(i, P_STATE).load(Relaxed) != st {
             return Read::Lapped;
         }
-        let Ok((header, _)) = zerocopy::FromBytes::read_from_prefix(&buf[..]) else {
-            return Read::Empty;
-        };
-        *out = header;
-        let header = &*out;
-        // A term of S bytes holds fewer than S / HEADER_LEN frames, so a seq
-        // outside that window was scribbled: never trust it.
+        let header = buf.header(); // len >= HEADER_LEN was checked above
+                                   // A term of S bytes holds fewer than S / HEADER_LEN frames, so a seq
+                                   // outside that window was scribbled: never trust it.
         let max_frames = size / HEADER_LEN as u64;
         if header.validate(pos, len).is_err() || header.seq < base || header.seq - base > max_frames {
             return Read::Empty;
@@ -573,21 +560,20 @@ impl Ring {
     /// After a claim at `pos` stayed uncommitted past the claim timeout, find
     /// the next readable thing after it: a committed frame or the term's end.
     /// Returns the position to continue from, or `None` if nothing is there yet.
-    pub(crate) fn scan_past(&self, pos: u64, buf: &mut Vec<u8>, cache: &std::cell::Cell<Term>) -> Option<u64> {
-        let mut header = FrameHeader::default();
+    pub(crate) fn scan_past(&self, pos: u64, buf: &mut FrameBuf, cache: &std::cell::Cell<Term>) -> Option<u64> {
         let size = self.l.part_size;
         let term_end = (pos / size + 1) * size;
         let (tail, _) = self.tail();
         let mut x = pos + 8;
         while x < term_end && x < tail {
-            match self.read(x, buf, cache, &mut header) {
+            match self.read(x, buf, cache) {
                 Read::Frame { .. } => return Some(x),
                 Read::End { next } => return Some(next),
                 Read::Lapped => return Some(x),
                 Read::Empty => x += 8,
             }
         }
-        match self.read(x.min(term_end - 8), buf, cache, &mut header) {
+        match self.read(x.min(term_end - 8), buf, cache) {
             Read::End { next } => Some(next),
             _ => None,
         }
@@ -653,15 +639,15 @@ mod loom_tests {
 
     /// Read everything currently readable; check every frame is intact.
     fn drain(ring: &Ring, mut pos: u64, mut next_seq: u64) -> Vec<(u64, u8)> {
-        let mut buf = Vec::new();
+        let mut buf = FrameBuf::default();
         let mut out = Vec::new();
         let cache = std::cell::Cell::new(Term::NONE);
-        let mut h = FrameHeader::default();
         for _ in 0..6 {
-            match ring.read(pos, &mut buf, &cache, &mut h) {
+            match ring.read(pos, &mut buf, &cache) {
                 Read::Frame { len } => {
+                    let h = *buf.header();
                     assert!(h.seq >= next_seq, "seq went backwards");
-                    let b = buf[HEADER_LEN];
+                    let b = buf.bytes()[HEADER_LEN];
                     assert_eq!(h.timestamp_ns, u64::from_le_bytes([b; 8]), "torn frame delivered");
                     assert_eq!(h.correlation_id, [b; 16], "torn frame delivered");
                     assert_eq!(h.root_id, [b; 16], "torn frame delivered");

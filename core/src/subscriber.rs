@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::bus::Shared;
 use crate::error::Result;
 use crate::filter::Matcher;
-use crate::frame::{Frame, FrameHeader, Kind, HEADER_LEN};
+use crate::frame::{Frame, FrameBuf, FrameHeader, Kind, HEADER_LEN};
 use crate::registry::{
     self, E_ABANDONED, E_CORRUPT, E_DELIVERED, E_MISSED, E_NEXT_SEQ, E_POSITION, G_CURSOR, G_DELIVERED, G_MISSED,
 };
@@ -81,9 +81,9 @@ pub struct Subscriber {
     skip_below: u64,
     matcher: Matcher,
     wait: WaitStrategy,
-    buf: Vec<u8>,
-    /// Header of the frame in `buf` that is ready to be handed out.
-    header: FrameHeader,
+    /// The frame last read (see `ring::Ring::read`); when `ready`, the one
+    /// to hand out.
+    buf: FrameBuf,
     ready: bool,
     delivered: u64,
     missed: u64,
@@ -202,8 +202,7 @@ impl Subscriber {
             skip_below,
             matcher,
             wait,
-            buf: Vec::with_capacity(4096),
-            header: FrameHeader::default(),
+            buf: FrameBuf::with_capacity(4096),
             ready: false,
             delivered: 0,
             missed,
@@ -295,12 +294,19 @@ impl Subscriber {
         Ok(self.ready.then(|| self.current()))
     }
 
+    /// Header of the frame in `buf` (validated after `Read::Frame`).
+    #[inline(always)]
+    fn header(&self) -> &FrameHeader {
+        self.buf.header()
+    }
+
     #[inline(always)]
     fn current(&self) -> Frame<'_> {
-        let header = &self.header;
+        let header = self.header();
+        let bytes = self.buf.bytes();
         let topic_end = HEADER_LEN + header.topic_len as usize;
-        let topic = crate::filter::utf8(&self.buf[HEADER_LEN..topic_end]).unwrap_or("");
-        let payload = &self.buf[topic_end..topic_end + header.payload_len as usize];
+        let topic = crate::filter::utf8(&bytes[HEADER_LEN..topic_end]).unwrap_or("");
+        let payload = &bytes[topic_end..topic_end + header.payload_len as usize];
         Frame { header, topic, payload }
     }
 
@@ -330,21 +336,24 @@ impl Subscriber {
         if !self.checksum {
             return true;
         }
-        let h = &self.header;
+        let h = self.header();
         h.kind == Kind::Padding as u8
-            || (h.flags & crate::frame::FLAG_CHECKSUM != 0 && crate::frame::checksum(&self.buf[..len]) == h.checksum)
+            || (h.flags & crate::frame::FLAG_CHECKSUM != 0
+                && crate::frame::checksum(&self.buf.bytes()[..len]) == h.checksum)
     }
 
     /// Decide whether the validated frame in `buf` (its header in `header`)
     /// is delivered.
     #[inline(always)]
     fn deliverable(&mut self) -> bool {
-        let h = &self.header;
+        // Field by field (not `self.header()`): the matcher is borrowed
+        // mutably beside the buffer.
+        let h = self.buf.header();
         if h.kind == Kind::Padding as u8 || h.seq < self.skip_below {
             return false;
         }
         let topic_end = HEADER_LEN + h.topic_len as usize;
-        let topic = &self.buf[HEADER_LEN..topic_end];
+        let topic = &self.buf.bytes()[HEADER_LEN..topic_end];
         // Match first (cached per topic; a non-UTF-8 topic never matches a
         // pattern), check UTF-8 only for frames about to be delivered.
         self.matcher.matches(topic, u128::from_le_bytes(h.root_id))
@@ -405,7 +414,7 @@ impl Subscriber {
         };
         let mut found = false;
         for _ in 0..4096 {
-            match ring.read(pos, &mut self.buf, &self.term, &mut self.header) {
+            match ring.read(pos, &mut self.buf, &self.term) {
                 Read::Frame { len } => {
                     pos = pos.wrapping_add(len as u64);
                     self.stuck = None;
@@ -413,7 +422,7 @@ impl Subscriber {
                         next_seq = next_seq.saturating_add(1); // a real frame holds exactly one seq
                         continue;
                     }
-                    let seq = self.header.seq;
+                    let seq = self.header().seq;
                     if seq < next_seq {
                         continue; // cannot happen with an honest producer
                     }
@@ -464,10 +473,10 @@ impl Subscriber {
         for _ in 0..4096 {
             let (pos, seq) = cursor.load();
             last = (pos, seq);
-            match ring.read(pos, &mut self.buf, &self.term, &mut self.header) {
+            match ring.read(pos, &mut self.buf, &self.term) {
                 Read::Frame { len } => {
                     let intact = self.intact_peek(len);
-                    let h_seq = self.header.seq;
+                    let h_seq = self.header().seq;
                     let next_seq = if !intact || h_seq < seq {
                         seq.saturating_add(1)
                     } else {
