@@ -451,7 +451,14 @@ impl Subscriber {
                         self.missed = self.missed.saturating_add(s - next_seq);
                         next_seq = s;
                     }
-                    pos = pos.max(p);
+                    if p <= pos {
+                        // No way forward (partition words scribbled): end
+                        // this attempt rather than spin here, so the caller's
+                        // deadline is checked (each `oldest` may retry 128
+                        // times; 4096 of them would take tens of ms).
+                        break;
+                    }
+                    pos = p;
                 }
                 Read::Empty => match self.skip_abandoned(pos, checkpoint) {
                     Some(next) => pos = next,
@@ -511,6 +518,9 @@ impl Subscriber {
                     }
                     let p = p.max(pos);
                     let s = s.min(ring.tail().1).max(seq);
+                    if (p, s) == (pos, seq) {
+                        break; // no way forward (scribbled): see step_own
+                    }
                     if cursor.cas((pos, seq), (p, s)) {
                         self.missed = self.missed.saturating_add(s - seq);
                         ring.mem.u64_at(g + G_MISSED).fetch_add(s - seq, Relaxed);
