@@ -300,12 +300,21 @@ impl Subscriber {
         self.buf.header()
     }
 
+    /// The frame to hand out. Only called when `ready`, i.e. right after
+    /// `deliverable` accepted the frame now in `buf`.
     #[inline(always)]
     fn current(&self) -> Frame<'_> {
+        debug_assert!(self.ready);
         let header = self.header();
         let bytes = self.buf.bytes();
         let topic_end = HEADER_LEN + header.topic_len as usize;
-        let topic = crate::filter::utf8(&bytes[HEADER_LEN..topic_end]).unwrap_or("");
+        let topic = &bytes[HEADER_LEN..topic_end];
+        debug_assert!(std::str::from_utf8(topic).is_ok());
+        // SAFETY: `deliverable` accepted this frame, and it accepts only
+        // UTF-8 topics (checked there, or implied by a topic filter's match:
+        // `Matcher::implies_utf8`); `buf` has not changed since (every path
+        // that sets `ready` stops reading right after `deliverable`).
+        let topic = unsafe { std::str::from_utf8_unchecked(topic) };
         let payload = &bytes[topic_end..topic_end + header.payload_len as usize];
         Frame { header, topic, payload }
     }
