@@ -105,7 +105,9 @@ impl Config {
         self
     }
     /// How long readers wait on a claimed but uncommitted frame before
-    /// skipping it as abandoned (default 100 ms).
+    /// skipping it as abandoned (default 100 ms). A reader notices the claim
+    /// at a wait checkpoint and skips it after a whole timeout more, so a
+    /// dead producer's claim is skipped within one to two timeouts.
     pub fn claim_timeout(mut self, timeout: Duration) -> Self {
         self.claim_timeout = timeout;
         self

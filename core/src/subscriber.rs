@@ -90,7 +90,7 @@ pub struct Subscriber {
     abandoned: u64,
     corrupt: u64,
     checksum: bool,
-    stuck: Option<(u64, Instant)>,
+    stuck: Option<(u64, Instant, bool)>,
     claim_timeout: Duration,
     fork_generation: u64,
     /// The term this subscriber last read in (see `ring::Term`).
@@ -383,36 +383,46 @@ impl Subscriber {
     /// Has the claim at `pos` stayed uncommitted past the claim timeout?
     /// Then return where to continue.
     ///
-    /// Only at checkpoints (see `wait::wait_for`): the tail load and the
-    /// clock read stay off the polling fast path.
+    /// Only at checkpoints (see `wait::wait_for`; `try_recv` is one): the
+    /// clock read stays off the polling fast path. The tail, which producers
+    /// write on every claim, is loaded at most once per claim timeout while
+    /// nothing arrives: loading it on every empty poll made a caught-up
+    /// reader steal the producers' hottest cache line once per frame.
+    ///
+    /// `stuck` is `(pos, since, claimed)`: nothing readable at `pos` since
+    /// `since`, and whether a claim at `pos` was already seen then. A claim
+    /// is abandoned only after a whole claim timeout *with the claim seen*,
+    /// so a frame being written right after a long idle spell is never
+    /// skipped; detection takes at most two claim timeouts.
     fn skip_abandoned(&mut self, pos: u64, checkpoint: bool) -> Option<u64> {
         if !checkpoint {
             return None;
         }
-        let ring = self.shared.seg.ring.clone();
-        let (tail, _) = ring.tail();
-        if pos >= tail {
-            self.stuck = None;
+        let now = Instant::now();
+        let (since, claimed) = match self.stuck {
+            Some((p, since, claimed)) if p == pos => (since, claimed),
+            _ => {
+                self.stuck = Some((pos, now, false));
+                return None;
+            }
+        };
+        if now.saturating_duration_since(since) < self.claim_timeout {
             return None;
         }
-        match self.stuck {
-            Some((p, since)) if p == pos => {
-                if since.elapsed() >= self.claim_timeout {
-                    let next = ring.scan_past(pos, &mut self.buf, &self.term);
-                    if next.is_some() {
-                        self.stuck = None;
-                    } else {
-                        self.stuck = Some((pos, Instant::now()));
-                    }
-                    return next;
-                }
-                None
-            }
-            _ => {
-                self.stuck = Some((pos, Instant::now()));
-                None
-            }
+        let ring = self.shared.seg.ring.clone();
+        let (tail, _) = ring.tail();
+        if pos >= tail || !claimed {
+            // Idle (nothing claimed here), or the claim was not seen when
+            // this wait started: (re)start the clock, now knowing.
+            self.stuck = Some((pos, now, pos < tail));
+            return None;
         }
+        let next = ring.scan_past(pos, &mut self.buf, &self.term);
+        self.stuck = match next {
+            Some(_) => None,
+            None => Some((pos, now, true)),
+        };
+        next
     }
 
     #[inline(always)]
