@@ -993,14 +993,17 @@ const RECENT_BITS: u32 = 6;
 
 /// Per-topic cache of topic-dependent results.
 ///
-/// The slot used last is checked first, so a topic repeated frame after
-/// frame costs one byte comparison and no hashing. Otherwise a small
+/// The slots used last and second to last are checked first, so a topic
+/// repeated frame after frame, or two topics interleaved, cost one or two
+/// byte comparisons and no hashing. Otherwise a small
 /// direct-mapped table of recently seen topics, indexed by a cheap hash of a
 /// few words of the topic, answers most lookups with one byte comparison.
 /// Misses go to a bounded hash map, and only then to the filter itself.
 #[derive(Clone)]
 struct TopicCache {
+    /// Slot of the topic looked up last, and of the one before it.
     last: usize,
+    prev: usize,
     recent: Box<[Slot]>,
     map: HashMap<Box<[u8]>, u64>,
 }
@@ -1043,6 +1046,7 @@ impl TopicCache {
     fn new() -> TopicCache {
         TopicCache {
             last: 0,
+            prev: 0,
             recent: vec![Slot::default(); 1 << RECENT_BITS].into(),
             map: HashMap::new(),
         }
@@ -1078,6 +1082,12 @@ impl TopicCache {
         if last.valid && same_bytes(&last.topic, topic) {
             return last.bits;
         }
+        let prev = &self.recent[self.prev];
+        if prev.valid && same_bytes(&prev.topic, topic) {
+            let bits = prev.bits;
+            std::mem::swap(&mut self.last, &mut self.prev);
+            return bits;
+        }
         self.get_recent(topic, compute)
     }
 
@@ -1085,7 +1095,7 @@ impl TopicCache {
         let index = TopicCache::slot_of(topic);
         let slot = &self.recent[index];
         if slot.valid && same_bytes(&slot.topic, topic) {
-            self.last = index;
+            self.prev = std::mem::replace(&mut self.last, index);
             return slot.bits;
         }
         self.get_slow(index, topic, compute)
@@ -1111,7 +1121,7 @@ impl TopicCache {
         slot.topic.extend_from_slice(topic);
         slot.bits = bits;
         slot.valid = true;
-        self.last = index;
+        self.prev = std::mem::replace(&mut self.last, index);
         bits
     }
 }
@@ -1904,6 +1914,22 @@ mod tests {
             }
         }
         assert_eq!(cached.cache.map.len(), 300);
+    }
+
+    /// Two interleaved topics are answered from the last two slots (each
+    /// evaluated once), and a third topic in between does not confuse them.
+    #[test]
+    fn interleaved_topics_are_answered_from_the_recent_slots() {
+        let mut m = matcher(&Filter::topic("events.+.start"));
+        let (yes, no, other) = (&b"events.process.start"[..], &b"events.process.other"[..], &b"x.y"[..]);
+        for i in 0..100 {
+            assert!(m.matches(yes, 0), "round {i}");
+            assert!(!m.matches(no, 0), "round {i}");
+            if i % 10 == 0 {
+                assert!(!m.matches(other, 0), "round {i}");
+            }
+        }
+        assert_eq!(m.cache.map.len(), 3, "each topic evaluated once");
     }
 
     #[test]
