@@ -413,6 +413,34 @@ impl std::fmt::Debug for Frame<'_> {
 mod tests {
     use super::*;
 
+    /// The header view sits on the first bytes of the buffer, is aligned,
+    /// and stays valid (whole) for an empty or short buffer; `fill` keeps
+    /// bytes already there.
+    #[test]
+    fn frame_buf_header_is_the_first_bytes_in_place() {
+        let mut buf = FrameBuf::default();
+        assert_eq!(buf.bytes().len(), 0);
+        assert_eq!(buf.header().seq, 0);
+        let h = FrameHeader {
+            seq: 42,
+            topic_len: 3,
+            ..FrameHeader::default()
+        };
+        let len = HEADER_LEN + 8;
+        let bytes = buf.fill(len);
+        bytes[..HEADER_LEN].copy_from_slice(h.as_bytes());
+        bytes[HEADER_LEN..].copy_from_slice(b"abcdefgh");
+        assert_eq!(buf.header(), &h);
+        assert_eq!(std::ptr::from_ref(buf.header()).cast::<u8>(), buf.bytes().as_ptr());
+        assert_eq!(buf.bytes().as_ptr() as usize % 8, 0);
+        assert_eq!(&buf.bytes()[HEADER_LEN..], b"abcdefgh");
+        // Growing keeps the bytes; shrinking keeps the header view whole.
+        assert_eq!(&buf.fill(len + 100)[HEADER_LEN..len], b"abcdefgh");
+        buf.fill(8);
+        assert_eq!(buf.bytes().len(), 8);
+        assert_eq!(buf.header().seq, 42);
+    }
+
     #[test]
     fn frame_len_is_aligned_and_accounts_bytes() {
         assert_eq!(frame_len(0, 0), 96);

@@ -523,3 +523,56 @@ fn single_producer_mode_delivers_and_refuses_a_second_producer() {
     drop(bus);
     other.publish("t", b"next").unwrap();
 }
+
+/// A claim that is never committed is skipped by a reader that only polls
+/// `try_recv` (no waiting `recv`), within about two claim timeouts.
+#[test]
+fn an_uncommitted_claim_is_skipped_by_a_try_recv_loop() {
+    let name = TempName::new("tryrecv-abandoned");
+    let timeout = Duration::from_millis(20);
+    let bus = Bus::create(&name, &small().claim_timeout(timeout)).unwrap();
+    let mut sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
+    let claim = bus.claim("t", 4).unwrap();
+    let after = {
+        let bus = bus.clone();
+        std::thread::spawn(move || bus.publish("t", b"after").unwrap())
+            .join()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    let got = loop {
+        if let Some(f) = sub.try_recv().unwrap() {
+            break (f.seq(), f.payload().to_vec());
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "claim never skipped");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let took = started.elapsed();
+    assert_eq!(got, (after, b"after".to_vec()));
+    assert_eq!(sub.abandoned(), 1);
+    assert!(took >= timeout, "skipped after {took:?}, before the claim timeout");
+    drop(claim);
+}
+
+/// A thread publishing to two buses in turn holds one producer slot on
+/// each; a new handle on a bus after the old one was dropped gets one too.
+#[test]
+fn a_thread_alternating_between_buses_holds_one_slot_on_each() {
+    let (na, nb) = (TempName::new("slots-a"), TempName::new("slots-b"));
+    let a = Bus::create(&na, &small()).unwrap();
+    let b = Bus::create(&nb, &small()).unwrap();
+    for i in 0..100u64 {
+        a.publish("t", &i.to_le_bytes()).unwrap();
+        b.publish("t", &i.to_le_bytes()).unwrap();
+    }
+    assert_eq!(a.stats().producers.len(), 1);
+    assert_eq!(b.stats().producers.len(), 1);
+    assert_eq!(a.stats().published, 100);
+    drop(a);
+    let a = Bus::open(&na).unwrap();
+    a.publish("t", b"again").unwrap();
+    b.publish("t", b"again").unwrap();
+    assert_eq!(a.stats().producers.len(), 1);
+    assert_eq!(b.stats().producers.len(), 1);
+    assert_eq!(a.stats().published, 101);
+}
