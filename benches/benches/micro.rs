@@ -12,36 +12,18 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
 use shmbus::{Bus, Config, Filter, Start, SubscribeOptions, Subscriber, WaitStrategy};
+use shmbus_benches::TempBus;
 
 const TOPIC: &str = "events.process.start";
 const OTHER: &str = "events.file.write";
 
-/// A bus removed when dropped (also on panic), so /dev/shm stays clean.
-struct TempBus {
-    name: String,
-    bus: Option<Bus>,
+/// A bus named for this process and `tag`, removed on drop.
+fn bus_with(tag: &str, cfg: &Config) -> TempBus {
+    TempBus::create(&format!("bench-micro-{}-{tag}", std::process::id()), cfg).expect("create bus")
 }
 
-impl TempBus {
-    fn new(tag: &str, memory: u64) -> TempBus {
-        TempBus::with_config(tag, &Config::default().memory_limit(memory))
-    }
-    fn with_config(tag: &str, cfg: &Config) -> TempBus {
-        let name = format!("bench-micro-{}-{tag}", std::process::id());
-        let _ = Bus::remove(&name);
-        let bus = Bus::create(&name, cfg).expect("create bus");
-        TempBus { name, bus: Some(bus) }
-    }
-    fn bus(&self) -> &Bus {
-        self.bus.as_ref().expect("open")
-    }
-}
-
-impl Drop for TempBus {
-    fn drop(&mut self) {
-        drop(self.bus.take());
-        let _ = Bus::remove(&self.name);
-    }
+fn new_bus(tag: &str, memory: u64) -> TempBus {
+    bus_with(tag, &Config::default().memory_limit(memory))
 }
 
 fn spin_sub(bus: &Bus, filter: Filter) -> shmbus::Subscriber {
@@ -59,13 +41,13 @@ fn publish(c: &mut Criterion) {
     let payload = [7u8; 64];
     let mut g = c.benchmark_group("publish_64B");
     g.throughput(Throughput::Elements(1));
-    let tb = TempBus::new("publish", 16 << 20);
+    let tb = new_bus("publish", 16 << 20);
     g.bench_function("shmbus/publish", |b| {
         b.iter(|| tb.bus().publish(TOPIC, black_box(&payload)).expect("publish"))
     });
     // Issue #5: the same publish on a bus with `Config::checksum(true)`
     // (CRC32C of header, topic and payload, computed by the producer).
-    let tb_crc = TempBus::with_config("publish-crc", &Config::default().memory_limit(16 << 20).checksum(true));
+    let tb_crc = bus_with("publish-crc", &Config::default().memory_limit(16 << 20).checksum(true));
     g.bench_function("shmbus/publish_checksum", |b| {
         b.iter(|| tb_crc.bus().publish(TOPIC, black_box(&payload)).expect("publish"))
     });
@@ -103,11 +85,11 @@ fn publish_1k(c: &mut Criterion) {
     let payload = [7u8; 1024];
     let mut g = c.benchmark_group("publish_1KiB");
     g.throughput(Throughput::Elements(1));
-    let tb = TempBus::new("publish-1k", 16 << 20);
+    let tb = new_bus("publish-1k", 16 << 20);
     g.bench_function("shmbus/publish", |b| {
         b.iter(|| tb.bus().publish(TOPIC, black_box(&payload)).expect("publish"))
     });
-    let tb_crc = TempBus::with_config(
+    let tb_crc = bus_with(
         "publish-1k-crc",
         &Config::default().memory_limit(16 << 20).checksum(true),
     );
@@ -122,7 +104,7 @@ fn publish_1k(c: &mut Criterion) {
 /// happens outside the timed section, in chunks that fit the ring.
 fn recv_ready(checksum: bool, size: usize, iters: u64) -> Duration {
     let tag = format!("recv-{size}-{}", if checksum { "crc" } else { "plain" });
-    let tb = TempBus::with_config(&tag, &Config::default().memory_limit(64 << 20).checksum(checksum));
+    let tb = bus_with(&tag, &Config::default().memory_limit(64 << 20).checksum(checksum));
     let mut sub = spin_sub(tb.bus(), Filter::all());
     let payload = vec![1u8; size];
     let total = timed_recvs(&mut sub, iters, || {
@@ -175,7 +157,7 @@ fn round(c: &mut Criterion) {
     let payload = [7u8; 64];
     let mut g = c.benchmark_group("round_64B");
     g.throughput(Throughput::Elements(1));
-    let tb = TempBus::new("round", 16 << 20);
+    let tb = new_bus("round", 16 << 20);
     let mut sub = spin_sub(tb.bus(), Filter::all());
     g.bench_function("shmbus/publish+try_recv", |b| {
         b.iter(|| {
@@ -198,7 +180,7 @@ fn round(c: &mut Criterion) {
 /// non-matching frames the subscriber must step over. Publishing happens
 /// outside the timed section, in chunks that fit the ring.
 fn recv_filtered(filter: Filter, skip: usize, tag: &str, iters: u64) -> Duration {
-    let tb = TempBus::new(tag, 64 << 20);
+    let tb = new_bus(tag, 64 << 20);
     let mut sub = spin_sub(tb.bus(), filter);
     let payload = [1u8; 64];
     timed_recvs(&mut sub, iters, || {

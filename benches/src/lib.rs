@@ -2,6 +2,7 @@
 //!
 //! * `benches/micro.rs`: criterion micro-benchmarks of the in-process API
 //!   (`cargo bench -p shmbus-benches --bench micro`).
+//! * [`TempBus`]: a bus removed on drop, used by all of them.
 //! * [`harness`]: the cross-process harness, used by the `harness` binary of
 //!   this crate and by `shmbus bench`; with `SHMBUS_BENCH_C` naming the C
 //!   program `benches/c/bench_c.c` it also measures the C path
@@ -14,3 +15,6 @@
 #![warn(missing_docs)]
 
 pub mod harness;
+mod temp_bus;
+
+pub use temp_bus::TempBus;

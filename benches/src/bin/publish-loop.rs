@@ -10,16 +10,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use shmbus::{Bus, Config, Filter, Start, SubscribeOptions, WaitStrategy};
-
-/// Removes the bus on drop (also on panic).
-struct Guard(String);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = Bus::remove(&self.0);
-    }
-}
+use shmbus::{Config, Filter, Start, SubscribeOptions, WaitStrategy};
+use shmbus_benches::TempBus;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,8 +21,8 @@ fn main() {
     let frames = nums.first().copied().unwrap_or(1_000_000);
     let size = nums.get(1).copied().unwrap_or(64) as usize;
     let name = format!("bench-{}-publish-loop", std::process::id());
-    let guard = Guard(name.clone());
-    let bus = Bus::create(&guard.0, &Config::default().memory_limit(16 << 20).checksum(checksum)).expect("create bus");
+    let tb = TempBus::create(&name, &Config::default().memory_limit(16 << 20).checksum(checksum)).expect("create bus");
+    let bus = tb.bus();
     let stop = AtomicBool::new(false);
     let payload = vec![7u8; size];
     std::thread::scope(|s| {
@@ -71,7 +63,4 @@ fn main() {
             println!("spinning subscriber: delivered {n}, missed {missed}");
         }
     });
-    drop(bus);
-    drop(guard);
-    let _ = name;
 }

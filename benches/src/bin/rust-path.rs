@@ -19,38 +19,20 @@ use std::hint::black_box;
 use std::process::Command;
 use std::time::Instant;
 
-use shmbus::{Bus, Config, Filter, Start, SubscribeOptions, WaitStrategy};
+use shmbus::{Config, Filter, Start, SubscribeOptions, WaitStrategy};
+use shmbus_benches::TempBus;
 
 const TOPIC: &str = "bench.data";
 const PAYLOAD: usize = 64;
 
-/// A bus removed on drop (also on panic).
-struct TempBus {
-    name: String,
-    bus: Option<Bus>,
-}
-
-impl TempBus {
-    fn new(tag: &str) -> TempBus {
-        let name = format!("bench-{}-rust-{tag}", std::process::id());
-        let _ = Bus::remove(&name);
-        let bus = Bus::create(&name, &Config::default().memory_limit(16 << 20)).expect("create bus");
-        TempBus { name, bus: Some(bus) }
-    }
-    fn bus(&self) -> &Bus {
-        self.bus.as_ref().expect("open")
-    }
-}
-
-impl Drop for TempBus {
-    fn drop(&mut self) {
-        drop(self.bus.take());
-        let _ = Bus::remove(&self.name);
-    }
+/// A 16 MiB bus named for this process and `tag`, removed on drop.
+fn temp_bus(tag: &str) -> TempBus {
+    let name = format!("bench-{}-rust-{tag}", std::process::id());
+    TempBus::create(&name, &Config::default().memory_limit(16 << 20)).expect("create bus")
 }
 
 fn publish_ns(frames: u64) -> f64 {
-    let tb = TempBus::new("pub");
+    let tb = temp_bus("pub");
     let bus = tb.bus();
     let payload = [7u8; PAYLOAD];
     for _ in 0..frames / 20 {
@@ -65,7 +47,7 @@ fn publish_ns(frames: u64) -> f64 {
 }
 
 fn round_ns(rounds: u64) -> f64 {
-    let tb = TempBus::new("round");
+    let tb = temp_bus("round");
     let bus = tb.bus();
     let mut sub = bus
         .subscribe_with(

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use iceoryx2::prelude::*;
 
-use super::child::{start_all, ChildProc};
-use super::util::{hist_encode, hist_merge_encoded, mono_ns, new_hist, read_stamp, stamp, unique_name, Kv};
-use super::{base_spec, FlowOutcome, LatencyOutcome};
+use super::child::start_all;
+use super::util::{hist_encode, mono_ns, new_hist, read_stamp, stamp, unique_name, Kv};
+use super::{base_spec, ping_pong, FlowOutcome, LatencyOutcome};
 
 type Ports = (
     iceoryx2::port::publisher::Publisher<ipc::Service, [u8], ()>,
@@ -206,32 +206,8 @@ pub(crate) fn latency(
     timeout: Duration,
 ) -> Result<LatencyOutcome, String> {
     let (a, b) = (unique_name("ice-ping"), unique_name("ice-pong"));
-    let spec = |role: &str, input: &str, output: &str, cpu: Option<usize>| {
-        let mut s = base_spec(role, size, timeout)
-            .set("in", input)
-            .set("out", output)
-            .set("n", n)
-            .set("warmup", warmup);
-        if let Some(c) = cpu {
-            s = s.set("cpu", c);
-        }
-        s
-    };
-    let specs = [
-        spec("ice-pong", &a, &b, cpus.map(|c| c.1)),
-        spec("ice-ping", &b, &a, cpus.map(|c| c.0)),
-    ];
-    let deadline = Instant::now() + timeout + Duration::from_secs(10);
-    let mut kids: Vec<ChildProc> = start_all(&specs, deadline)?;
-    let ping = kids[1].result(deadline)?;
-    kids[0].result(deadline)?;
-    let mut hist = new_hist();
-    hist_merge_encoded(&mut hist, ping.str("hist")?)?;
-    Ok(LatencyOutcome {
-        hist,
-        elapsed_ns: ping.num("elapsed_ns")?,
-        round_trips: ping.num("round_trips")?,
-    })
+    let base = base_spec("", size, timeout).set("n", n).set("warmup", warmup);
+    ping_pong(["ice-pong", "ice-ping"], (&a, &b), base, cpus, timeout)
 }
 
 /// One producer process, one subscriber process; `lossless`: no safe

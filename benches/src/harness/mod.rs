@@ -32,7 +32,7 @@ use hdrhistogram::Histogram;
 use shmbus::{Config, WaitStrategy};
 
 use child::{start_all, start_all_exe, wait_name};
-use util::{allowed_cpus, hist_merge_encoded, leftover_buses, new_hist, BusGuard, Kv};
+use util::{allowed_cpus, hist_merge_encoded, leftover_buses, new_hist, temp_bus, Kv};
 
 /// Scenario names accepted in [`Options::scenarios`], in the order they run.
 ///
@@ -574,23 +574,38 @@ fn shm_latency(
         .memory_limit(2 << 20)
         .max_frame_size(size.max(1024) as u32)
         .single_producer(single);
-    let a = BusGuard::create("ping", &cfg)?;
-    let b = BusGuard::create("pong", &cfg)?;
+    let a = temp_bus("ping", &cfg)?;
+    let b = temp_bus("pong", &cfg)?;
+    let base = base_spec("", size, timeout)
+        .set("n", n)
+        .set("warmup", warmup)
+        .set("wait", wait_name(wait));
+    ping_pong(["pong", "ping"], (a.name(), b.name()), base, cpus, timeout)
+}
+
+/// Run one ping-pong pair of child processes and collect the pinger's
+/// histogram. `roles` are the pong and ping roles; the pinger publishes on
+/// `channels.0` and reads `channels.1`, the ponger the reverse (buses or
+/// iceoryx2 services); `base` (from [`base_spec`]) holds the scenario's
+/// other keys for both, its role is replaced.
+pub(crate) fn ping_pong(
+    roles: [&str; 2],
+    channels: (&str, &str),
+    base: Kv,
+    cpus: Option<(usize, usize)>,
+    timeout: Duration,
+) -> Result<LatencyOutcome, String> {
+    let (a, b) = channels;
     let spec = |role: &str, input: &str, output: &str, cpu: Option<usize>| {
-        let mut s = base_spec(role, size, timeout)
-            .set("in", input)
-            .set("out", output)
-            .set("n", n)
-            .set("warmup", warmup)
-            .set("wait", wait_name(wait));
+        let mut s = base.clone().set("role", role).set("in", input).set("out", output);
         if let Some(c) = cpu {
             s = s.set("cpu", c);
         }
         s
     };
     let specs = [
-        spec("pong", &a.name, &b.name, cpus.map(|c| c.1)),
-        spec("ping", &b.name, &a.name, cpus.map(|c| c.0)),
+        spec(roles[0], a, b, cpus.map(|c| c.1)),
+        spec(roles[1], b, a, cpus.map(|c| c.0)),
     ];
     let deadline = Instant::now() + timeout + Duration::from_secs(10);
     let mut kids = start_all(&specs, deadline)?;
@@ -634,14 +649,14 @@ fn shm_flow_exe(
         .memory_limit(16 << 20)
         .max_frame_size(size.max(1024) as u32)
         .single_producer(single);
-    let bus = BusGuard::create(flow.name(), &cfg)?;
+    let bus = temp_bus(flow.name(), &cfg)?;
     let (producers, subs, group) = flow.shape();
     let per = frames / producers;
     let total = per * producers;
     let mut specs = Vec::new();
     for _ in 0..subs {
         let mut s = base_spec("subscriber", size, timeout)
-            .set("bus", &bus.name)
+            .set("bus", bus.name())
             .set("expected", total);
         if group {
             s = s.set("group", "workers");
@@ -649,7 +664,11 @@ fn shm_flow_exe(
         specs.push(s);
     }
     for _ in 0..producers {
-        specs.push(base_spec("producer", size, timeout).set("bus", &bus.name).set("n", per));
+        specs.push(
+            base_spec("producer", size, timeout)
+                .set("bus", bus.name())
+                .set("n", per),
+        );
     }
     let deadline = Instant::now() + timeout + Duration::from_secs(10);
     let mut kids = start_all_exe(exe, &specs, deadline)?;
@@ -680,7 +699,7 @@ fn shm_flow_exe(
             "group: delivered {delivered} + missed {missed} + abandoned {abandoned} != published {total}"
         ));
     }
-    let stats = shmbus::Bus::open(&bus.name).map_err(|e| e.to_string())?.stats();
+    let stats = shmbus::Bus::open(bus.name()).map_err(|e| e.to_string())?.stats();
     if published != total || stats.published != total {
         return Err(format!(
             "{}: producers report {published}, bus stats {} published, expected {total}",

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hdrhistogram::Histogram;
 use shmbus::{Bus, Config};
 
+use crate::TempBus;
+
 /// Topic every harness frame is published on.
 pub(crate) const TOPIC: &str = "bench.data";
 
@@ -80,27 +82,10 @@ pub(crate) fn unique_name(tag: &str) -> String {
     }
 }
 
-/// A bus created by the harness and removed when the guard drops, also on
-/// error paths and panics, so nothing is left in /dev/shm.
-pub(crate) struct BusGuard {
-    pub(crate) name: String,
-    bus: Option<Bus>,
-}
-
-impl BusGuard {
-    /// Create a bus with a fresh unique name.
-    pub(crate) fn create(tag: &str, cfg: &Config) -> Result<BusGuard, String> {
-        let name = unique_name(tag);
-        let bus = Bus::create(&name, cfg).map_err(|e| format!("create bus {name}: {e}"))?;
-        Ok(BusGuard { name, bus: Some(bus) })
-    }
-}
-
-impl Drop for BusGuard {
-    fn drop(&mut self) {
-        drop(self.bus.take());
-        let _ = Bus::remove(&self.name);
-    }
+/// Create a bus with a fresh unique name for this harness process.
+pub(crate) fn temp_bus(tag: &str, cfg: &Config) -> Result<TempBus, String> {
+    let name = unique_name(tag);
+    TempBus::create(&name, cfg).map_err(|e| format!("create bus {name}: {e}"))
 }
 
 /// Buses of this harness process still present (should be none at the end).
