@@ -189,6 +189,13 @@ fn topic_from_bytes_slow(topic: &[u8]) -> Result<&str, FilterError> {
     Ok(s)
 }
 
+/// The 8 bytes of `t` at `at`, little-endian (topic checks, comparisons
+/// and hashing work a word at a time).
+#[inline(always)]
+fn word(t: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(t[at..at + 8].try_into().expect("8 bytes"))
+}
+
 /// `bytes` as a `&str` if they are UTF-8, with a word-at-a-time ASCII fast
 /// path (the usual topic is ASCII; `from_utf8` walks short strings byte by
 /// byte). Readers use it on topics copied from the segment.
@@ -242,10 +249,6 @@ fn plain_ascii_topic(t: &[u8]) -> bool {
             return None; // two dots in a row: an empty level
         }
         Some(dots & (0x80 << 56))
-    }
-    #[inline(always)]
-    fn word(t: &[u8], at: usize) -> u64 {
-        u64::from_le_bytes(t[at..at + 8].try_into().expect("8 bytes"))
     }
     let n = t.len();
     if n == 0 || n > MAX_TOPIC_LEN || t[0] == b'.' || t[n - 1] == b'.' {
@@ -1021,10 +1024,6 @@ struct Slot {
 /// every frame.
 #[inline(always)]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    #[inline(always)]
-    fn word(t: &[u8], at: usize) -> u64 {
-        u64::from_le_bytes(t[at..at + 8].try_into().expect("8 bytes"))
-    }
     let n = a.len();
     if n != b.len() {
         return false;
@@ -1056,14 +1055,9 @@ impl TopicCache {
     /// at its start, middle and end (all of it for topics up to 24 bytes).
     #[inline]
     fn slot_of(topic: &[u8]) -> usize {
-        fn word(bytes: &[u8]) -> u64 {
-            let mut word = [0; 8];
-            word.copy_from_slice(&bytes[..8]);
-            u64::from_le_bytes(word)
-        }
         let len = topic.len();
         let (start, middle, end) = if len >= 8 {
-            (word(topic), word(&topic[len / 2 - 4..]), word(&topic[len - 8..]))
+            (word(topic, 0), word(topic, len / 2 - 4), word(topic, len - 8))
         } else {
             let mut short = [0; 8];
             short[..len].copy_from_slice(topic);
@@ -1152,12 +1146,13 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    /// Does a match imply that the topic is UTF-8? True for topic-only
-    /// filters (a non-UTF-8 topic never matches a pattern or a regex), so a
-    /// reader need not check UTF-8 again after a match.
+    /// Whether a reader delivers a frame with this topic and root id:
+    /// [`Matcher::matches`] *and* the topic is UTF-8 (readers hand topics
+    /// out as `&str`). Topic-only plans never match a non-UTF-8 topic, so
+    /// only the others check UTF-8 again.
     #[inline]
-    pub(crate) fn implies_utf8(&self) -> bool {
-        matches!(self.plan, Plan::AnyText | Plan::Topic(_))
+    pub(crate) fn accepts(&mut self, topic: &[u8], root_id: u128) -> bool {
+        self.matches(topic, root_id) && (matches!(self.plan, Plan::AnyText | Plan::Topic(_)) || utf8(topic).is_some())
     }
 
     /// Whether a frame with this topic and correlation root id matches.

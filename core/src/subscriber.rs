@@ -310,10 +310,10 @@ impl Subscriber {
         let topic_end = HEADER_LEN + header.topic_len as usize;
         let topic = &bytes[HEADER_LEN..topic_end];
         debug_assert!(std::str::from_utf8(topic).is_ok());
-        // SAFETY: `deliverable` accepted this frame, and it accepts only
-        // UTF-8 topics (checked there, or implied by a topic filter's match:
-        // `Matcher::implies_utf8`); `buf` has not changed since (every path
-        // that sets `ready` stops reading right after `deliverable`).
+        // SAFETY: `deliverable` accepted this frame through
+        // `Matcher::accepts`, which accepts only UTF-8 topics; `buf` has not
+        // changed since (every path that sets `ready` stops reading right
+        // after `deliverable`).
         let topic = unsafe { std::str::from_utf8_unchecked(topic) };
         let payload = &bytes[topic_end..topic_end + header.payload_len as usize];
         Frame { header, topic, payload }
@@ -351,8 +351,7 @@ impl Subscriber {
                 && crate::frame::checksum(&self.buf.bytes()[..len]) == h.checksum)
     }
 
-    /// Decide whether the validated frame in `buf` (its header in `header`)
-    /// is delivered.
+    /// Decide whether the validated frame in `buf` is delivered.
     #[inline(always)]
     fn deliverable(&mut self) -> bool {
         // Field by field (not `self.header()`): the matcher is borrowed
@@ -363,10 +362,7 @@ impl Subscriber {
         }
         let topic_end = HEADER_LEN + h.topic_len as usize;
         let topic = &self.buf.bytes()[HEADER_LEN..topic_end];
-        // Match first (cached per topic; a non-UTF-8 topic never matches a
-        // pattern), check UTF-8 only for frames about to be delivered.
-        self.matcher.matches(topic, u128::from_le_bytes(h.root_id))
-            && (self.matcher.implies_utf8() || crate::filter::utf8(topic).is_some())
+        self.matcher.accepts(topic, u128::from_le_bytes(h.root_id))
     }
 
     fn publish_entry(&self, pos: u64, next_seq: u64) {
