@@ -417,12 +417,15 @@ impl Ring {
         fence(Release);
         // The commit word (first 8 bytes) is written by `commit`.
         self.mem.write(off + 8, &zerocopy::IntoBytes::as_bytes(header)[8..]);
+        // Zero padding (fewer than 8 bytes) exists only when topic and
+        // payload end short of `len`; then `len >= HEADER_LEN + 8` (lengths
+        // are multiples of 8), so the frame's last word lies after the header
+        // and is cleared with one store before the body overwrites its head.
+        if HEADER_LEN + topic.len() + payload.len() < len {
+            self.mem.write(off + len - 8, &[0u8; 8]);
+        }
         self.mem.write(off + HEADER_LEN, topic);
         self.mem.write(off + HEADER_LEN + topic.len(), payload);
-        let end = HEADER_LEN + topic.len() + payload.len();
-        if end < len {
-            self.mem.zero(off + end, len - end);
-        }
     }
 
     /// Compute and store the checksum of the (fully written) frame at `off`.

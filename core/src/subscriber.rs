@@ -423,13 +423,15 @@ impl Subscriber {
 
     #[inline(always)]
     fn step_own(&mut self, checkpoint: bool) -> bool {
-        let ring = self.shared.seg.ring.clone();
+        // The ring is reached through the field path at each use (a borrow
+        // of `self.shared` alone, disjoint from `self.buf`) rather than
+        // cloned: the clone copied the whole 112-byte `Ring` on every call.
         let Cursor::Own { mut pos, mut next_seq } = self.cursor else {
             unreachable!()
         };
         let mut found = false;
         for _ in 0..4096 {
-            match ring.read(pos, &mut self.buf, &self.term) {
+            match self.shared.seg.ring.read(pos, &mut self.buf, &self.term) {
                 Read::Frame { len } => {
                     pos = pos.wrapping_add(len as u64);
                     self.stuck = None;
@@ -456,6 +458,7 @@ impl Subscriber {
                     // Honest segment: the oldest retained frame is ahead of us.
                     // If it is not (scribbled partition words), skip to the
                     // tail instead of going back and repeating frames.
+                    let ring = &self.shared.seg.ring;
                     let (mut p, mut s) = ring.oldest();
                     if p <= pos {
                         (p, s) = ring.tail();
