@@ -114,15 +114,19 @@ impl FrameBuf {
         FrameBuf { words, len: 0 }
     }
 
-    /// Make the buffer `len` bytes long (new bytes are zero) and return them.
+    /// Make the buffer hold a frame of `len` bytes (bytes never written
+    /// before are zero) and return at least `room` bytes of it: more than
+    /// `len` when `room` is larger, the bytes past `len` being scratch, never
+    /// part of the frame.
     #[inline]
-    pub(crate) fn fill(&mut self, len: usize) -> &mut [u8] {
-        let words = len.div_ceil(8);
+    pub(crate) fn fill_room(&mut self, len: usize, room: usize) -> &mut [u8] {
+        let bytes = len.max(room);
+        let words = bytes.div_ceil(8);
         if self.words.len() < words {
             self.words.resize(words, 0);
         }
         self.len = len;
-        &mut zerocopy::IntoBytes::as_mut_bytes(&mut self.words[..])[..len]
+        &mut zerocopy::IntoBytes::as_mut_bytes(&mut self.words[..])[..bytes]
     }
 
     /// The bytes of the frame.
@@ -427,7 +431,8 @@ mod tests {
             ..FrameHeader::default()
         };
         let len = HEADER_LEN + 8;
-        let bytes = buf.fill(len);
+        let bytes = buf.fill_room(len, 0);
+        assert_eq!(bytes.len(), len);
         bytes[..HEADER_LEN].copy_from_slice(h.as_bytes());
         bytes[HEADER_LEN..].copy_from_slice(b"abcdefgh");
         assert_eq!(buf.header(), &h);
@@ -435,8 +440,9 @@ mod tests {
         assert_eq!(buf.bytes().as_ptr() as usize % 8, 0);
         assert_eq!(&buf.bytes()[HEADER_LEN..], b"abcdefgh");
         // Growing keeps the bytes; shrinking keeps the header view whole.
-        assert_eq!(&buf.fill(len + 100)[HEADER_LEN..len], b"abcdefgh");
-        buf.fill(8);
+        assert_eq!(&buf.fill_room(len + 100, 0)[HEADER_LEN..len], b"abcdefgh");
+        // Room beyond the frame is scratch, not part of it.
+        assert_eq!(buf.fill_room(8, 200).len(), 200);
         assert_eq!(buf.bytes().len(), 8);
         assert_eq!(buf.header().seq, 42);
     }

@@ -142,6 +142,22 @@ impl Mem {
         unsafe { std::ptr::copy_nonoverlapping(self.base.add(off), dst.as_mut_ptr(), dst.len()) }
     }
 
+    /// [`Mem::read`] of a constant number of bytes: compiled to a few
+    /// vector moves (no `memcpy` call), from which narrow loads of the
+    /// copy are forwarded at once.
+    #[inline(always)]
+    pub(crate) fn read_array<const N: usize>(&self, off: usize, dst: &mut [u8; N]) {
+        assert!(off + N <= self.len);
+        // SAFETY: as for `read`.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.add(off), dst.as_mut_ptr(), N) }
+    }
+
+    /// Length of the mapping in bytes.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Raw pointer to `off`, for zero-copy claims (caller owns those bytes).
     #[inline]
     pub(crate) fn ptr(&self, off: usize, len: usize) -> *mut u8 {
@@ -236,6 +252,9 @@ impl Mem {
     }
     pub(crate) fn zero(&self, off: usize, len: usize) {
         self.write(off, &vec![0; len]);
+    }
+    pub(crate) fn read_array<const N: usize>(&self, off: usize, dst: &mut [u8; N]) {
+        self.read(off, dst);
     }
     pub(crate) fn read(&self, off: usize, dst: &mut [u8]) {
         use crate::sync::Ordering::Relaxed;

@@ -79,6 +79,10 @@ pub(crate) enum ClaimError {
     Corrupt,
 }
 
+/// Bytes of a frame a reader copies with one fixed-length (inlined) copy
+/// before the rest: the header and the first 32 bytes of the topic.
+const READ_PREFIX: usize = HEADER_LEN + 32;
+
 /// What the hot paths need to know about one term, derived from a position
 /// by divisions. A term spans `S` bytes (hundreds to millions of frames), so
 /// producers and readers compute this once per term and cache it
@@ -181,6 +185,17 @@ impl Ring {
 
     /// The term holding `pos` (`pos < MAX_POS`), from `cache` when it is the
     /// cached term, else computed and cached.
+    /// [`Ring::term`] for a reader, whose cache is its own (`&mut`): the
+    /// fields are used in place, where copying the cell's 40 bytes out and
+    /// back in cost a few cycles on every read.
+    #[inline(always)]
+    pub(crate) fn reader_term<'c>(&self, cache: &'c mut Term, pos: u64) -> &'c Term {
+        if pos.wrapping_sub(cache.start) >= self.l.part_size {
+            *cache = self.compute_term(pos);
+        }
+        cache
+    }
+
     #[inline]
     pub(crate) fn term(&self, cache: &std::cell::Cell<Term>, pos: u64) -> Term {
         let t = cache.get();
@@ -482,12 +497,12 @@ impl Ring {
     /// Try to read the frame at `pos` into `buf` (see "Reading" above);
     /// `cache` is the reader's [`Term`] cache.
     #[inline]
-    pub(crate) fn read(&self, pos: u64, buf: &mut FrameBuf, cache: &std::cell::Cell<Term>) -> Read {
+    pub(crate) fn read(&self, pos: u64, buf: &mut FrameBuf, cache: &mut Term) -> Read {
         let (parts, size) = (self.l.parts, self.l.part_size);
         if pos >= MAX_POS {
             return Read::Lapped;
         }
-        let t = self.term(cache, pos);
+        let t = self.reader_term(cache, pos);
         let (term, i, within) = (t.number, t.part, pos - t.start);
         let st = self.part_word(i, P_STATE).load(Acquire);
         let want = state_stable(term, parts);
@@ -515,7 +530,26 @@ impl Ring {
         if len < HEADER_LEN || len % 8 != 0 || within + len as u64 + 8 > size {
             return Read::Empty;
         }
-        self.mem.read(off, buf.fill(len));
+        // The first READ_PREFIX bytes (header and, usually, the topic) are
+        // copied with a constant length, inlined as a few vector moves from
+        // which the header checks and the topic match below load at once.
+        // Copied with the rest by one `memcpy` call, they came from wide
+        // stores that the CPU could not forward to those narrow loads, which
+        // stalled every read (BENCHMARKS.md, "Third session"). A frame
+        // shorter than the prefix is copied with bytes after it, which are
+        // scratch (beyond `len`, never used; they may race with a writer like
+        // any seqlock read); only at the very end of the segment is the
+        // frame copied alone.
+        let dst = buf.fill_room(len, READ_PREFIX);
+        match dst.split_first_chunk_mut::<READ_PREFIX>() {
+            Some((head, rest)) if off + READ_PREFIX <= self.mem.len() => {
+                self.mem.read_array(off, head);
+                if len > READ_PREFIX {
+                    self.mem.read(off + READ_PREFIX, &mut rest[..len - READ_PREFIX]);
+                }
+            }
+            _ => self.mem.read(off, &mut dst[..len]),
+        }
         fence(Acquire);
         if self.part_word(i, P_STATE).load(Relaxed) != st {
             return Read::Lapped;
@@ -563,7 +597,7 @@ impl Ring {
     /// After a claim at `pos` stayed uncommitted past the claim timeout, find
     /// the next readable thing after it: a committed frame or the term's end.
     /// Returns the position to continue from, or `None` if nothing is there yet.
-    pub(crate) fn scan_past(&self, pos: u64, buf: &mut FrameBuf, cache: &std::cell::Cell<Term>) -> Option<u64> {
+    pub(crate) fn scan_past(&self, pos: u64, buf: &mut FrameBuf, cache: &mut Term) -> Option<u64> {
         let size = self.l.part_size;
         let term_end = (pos / size + 1) * size;
         let (tail, _) = self.tail();
@@ -644,9 +678,9 @@ mod loom_tests {
     fn drain(ring: &Ring, mut pos: u64, mut next_seq: u64) -> Vec<(u64, u8)> {
         let mut buf = FrameBuf::default();
         let mut out = Vec::new();
-        let cache = std::cell::Cell::new(Term::NONE);
+        let mut cache = Term::NONE;
         for _ in 0..6 {
-            match ring.read(pos, &mut buf, &cache) {
+            match ring.read(pos, &mut buf, &mut cache) {
                 Read::Frame { len } => {
                     let h = *buf.header();
                     assert!(h.seq >= next_seq, "seq went backwards");

@@ -12,7 +12,6 @@
 //! `abandoned`. So `delivered + missed + abandoned + filtered-out` accounts
 //! for every seq.
 
-use std::cell::Cell;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,7 +93,7 @@ pub struct Subscriber {
     claim_timeout: Duration,
     fork_generation: u64,
     /// The term this subscriber last read in (see `ring::Term`).
-    term: Cell<Term>,
+    term: Term,
 }
 
 impl Drop for Subscriber {
@@ -210,7 +209,7 @@ impl Subscriber {
             corrupt: 0,
             stuck: None,
             fork_generation: crate::liveness::fork_generation(),
-            term: Cell::new(Term::NONE),
+            term: Term::NONE,
         }
     }
 
@@ -413,7 +412,7 @@ impl Subscriber {
             self.stuck = Some((pos, now, pos < tail));
             return None;
         }
-        let next = ring.scan_past(pos, &mut self.buf, &self.term);
+        let next = ring.scan_past(pos, &mut self.buf, &mut self.term);
         self.stuck = match next {
             Some(_) => None,
             None => Some((pos, now, true)),
@@ -431,7 +430,7 @@ impl Subscriber {
         };
         let mut found = false;
         for _ in 0..4096 {
-            match self.shared.seg.ring.read(pos, &mut self.buf, &self.term) {
+            match self.shared.seg.ring.read(pos, &mut self.buf, &mut self.term) {
                 Read::Frame { len } => {
                     pos = pos.wrapping_add(len as u64);
                     self.stuck = None;
@@ -498,7 +497,7 @@ impl Subscriber {
         for _ in 0..4096 {
             let (pos, seq) = cursor.load();
             last = (pos, seq);
-            match ring.read(pos, &mut self.buf, &self.term) {
+            match ring.read(pos, &mut self.buf, &mut self.term) {
                 Read::Frame { len } => {
                     let intact = self.intact_peek(len);
                     let h_seq = self.header().seq;
