@@ -189,14 +189,21 @@ impl Bus {
     /// Size check of a frame whose topic is already validated.
     #[inline]
     fn check_len(&self, topic: &str, len: usize) -> Result<usize> {
+        self.check_size(len)?;
+        debug_assert!(topic.len() <= MAX_TOPIC_LEN);
+        Ok(frame_len(topic.len(), len))
+    }
+
+    /// `len` payload bytes fit in a frame.
+    #[inline]
+    fn check_size(&self, len: usize) -> Result<()> {
         if len > self.shared.max_frame_size {
             return Err(Error::TooLarge {
                 size: len,
                 max: self.shared.max_frame_size,
             });
         }
-        debug_assert!(topic.len() <= MAX_TOPIC_LEN);
-        Ok(frame_len(topic.len(), len))
+        Ok(())
     }
 
     #[inline]
@@ -309,8 +316,12 @@ impl Bus {
     /// ```
     #[inline]
     pub fn publish_with(&self, meta: &Meta, topic: &str, payload: &[u8]) -> Result<u64> {
-        let len = self.check_frame(topic, payload.len())?;
-        self.publish_checked(meta, topic, payload, len)
+        self.publish_checked(
+            meta,
+            topic.as_bytes(),
+            |_| validate_topic(topic).map(|()| topic),
+            payload,
+        )
     }
 
     /// [`Bus::publish_with`] for a topic given as bytes (a C string's bytes,
@@ -318,18 +329,27 @@ impl Bus {
     /// [`crate::filter::topic_from_bytes`]. The C ABI publishes through this.
     #[inline(always)]
     pub fn publish_with_topic_bytes(&self, meta: &Meta, topic: &[u8], payload: &[u8]) -> Result<u64> {
-        let topic = crate::filter::topic_from_bytes(topic)?;
-        let len = self.check_len(topic, payload.len())?;
-        self.publish_checked(meta, topic, payload, len)
+        self.publish_checked(meta, topic, crate::filter::topic_from_bytes, payload)
     }
 
+    /// Publish after `check` (the topic checks for `topic`'s form); `check`
+    /// is skipped when this thread published this topic last on this bus
+    /// (see [`producer::with_slot_for_topic`]).
     #[inline(always)]
-    fn publish_checked(&self, meta: &Meta, topic: &str, payload: &[u8], len: usize) -> Result<u64> {
+    fn publish_checked<'t>(
+        &self,
+        meta: &Meta,
+        topic: &'t [u8],
+        check: impl FnOnce(&'t [u8]) -> std::result::Result<&'t str, crate::filter::FilterError>,
+        payload: &[u8],
+    ) -> Result<u64> {
         if meta.kind == crate::frame::Kind::Padding {
             return Err(Error::config("kind", "padding is reserved for aborted claims"));
         }
+        self.check_size(payload.len())?;
         self.shared.seg.check_truncated()?;
-        let seq = producer::with_slot(&self.shared, |slot| {
+        let seq = producer::with_slot_for_topic(&self.shared, topic, check, |slot, topic| {
+            let len = frame_len(topic.len(), payload.len());
             let c = self.reserve(slot, len)?;
             let h = self.header(slot, meta, c.pos, c.seq, topic, payload.len());
             self.shared.seg.ring.write_frame(c.off, &h, topic.as_bytes(), payload);

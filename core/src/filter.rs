@@ -189,6 +189,80 @@ fn topic_from_bytes_slow(topic: &[u8]) -> Result<&str, FilterError> {
     Ok(s)
 }
 
+/// The topic a producer thread published last, once it passed the topic
+/// checks: publishing the same topic again (a collector publishes to a few
+/// topics over and over) skips them. It remembers topics of 8 to 32 bytes,
+/// as their length and the four words (first, last and two inner, which
+/// overlap for short topics) that together cover every byte.
+///
+/// Invariant: `len` is 0 (nothing remembered) or the length of a topic that
+/// passed a check returning it as `&str` (so it was UTF-8 and followed the
+/// topic rules), and `words` are that topic's words at [`memo_offsets`].
+#[derive(Debug, Default)]
+pub(crate) struct TopicMemo {
+    len: std::cell::Cell<usize>,
+    words: std::cell::Cell<[u64; 4]>,
+}
+
+/// Offsets of the four words of an `n`-byte topic (`8 <= n <= 32`) that
+/// [`TopicMemo`] keeps: 0, n-8, min(8, n-8) and n-16 (0 below 16 bytes).
+/// They cover bytes `[0, n)`: the first and last words cover up to 16
+/// bytes, and the inner two bytes 8..16 and n-16..n-8 up to 32.
+#[inline(always)]
+fn memo_offsets(n: usize) -> [usize; 4] {
+    [0, n - 8, 8.min(n - 8), n.saturating_sub(16)]
+}
+
+impl TopicMemo {
+    /// `check(topic)`, unless `topic` is the one remembered (then it is
+    /// returned as is); a topic that passes is remembered.
+    #[inline(always)]
+    pub(crate) fn validate<'t, E>(
+        &self,
+        topic: &'t [u8],
+        check: impl FnOnce(&'t [u8]) -> Result<&'t str, E>,
+    ) -> Result<&'t str, E> {
+        if self.knows(topic) {
+            // SAFETY: `knows` compared every byte and the length with a
+            // topic that a check returned as `&str` (the invariant above),
+            // so these bytes are valid UTF-8.
+            return Ok(unsafe { std::str::from_utf8_unchecked(topic) });
+        }
+        let checked = check(topic)?;
+        self.remember(checked.as_bytes());
+        Ok(checked)
+    }
+
+    #[inline(always)]
+    fn knows(&self, topic: &[u8]) -> bool {
+        let n = topic.len();
+        if n != self.len.get() || n == 0 {
+            // Also every length the memo does not keep (`len` 0 is "none").
+            return false;
+        }
+        let w = self.words.get();
+        let o = memo_offsets(n);
+        (word(topic, o[0]) ^ w[0])
+            | (word(topic, o[1]) ^ w[1])
+            | (word(topic, o[2]) ^ w[2])
+            | (word(topic, o[3]) ^ w[3])
+            == 0
+    }
+
+    /// Remember `topic`, which passed the topic checks (see the invariant).
+    #[inline]
+    pub(crate) fn remember(&self, topic: &[u8]) {
+        let n = topic.len();
+        if !(8..=32).contains(&n) {
+            self.len.set(0);
+            return;
+        }
+        let o = memo_offsets(n);
+        self.words.set(o.map(|at| word(topic, at)));
+        self.len.set(n);
+    }
+}
+
 /// The 8 bytes of `t` at `at`, little-endian (topic checks, comparisons
 /// and hashing work a word at a time).
 #[inline(always)]
@@ -1229,6 +1303,34 @@ mod tests {
 
     /// The cache's inline comparison agrees with `==` for every length up
     /// to 40 and a difference at every position.
+    #[test]
+    fn topic_memo_knows_exactly_the_remembered_topic() {
+        for n in 1..40usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| b'a' + i % 26).collect();
+            let memo = TopicMemo::default();
+            let checks = std::cell::Cell::new(0);
+            let check = |t| {
+                checks.set(checks.get() + 1);
+                std::str::from_utf8(t).map_err(|_| ())
+            };
+            assert_eq!(memo.validate(&a, check), Ok(std::str::from_utf8(&a).unwrap()));
+            assert_eq!(memo.validate(&a, check), Ok(std::str::from_utf8(&a).unwrap()));
+            // Remembered (one check for both calls) exactly for 8..=32 bytes.
+            assert_eq!(checks.get(), if (8..=32).contains(&n) { 1 } else { 2 }, "n {n}");
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] ^= 0x20;
+                assert!(!memo.knows(&b), "n {n} at {at}");
+            }
+            assert!(!memo.knows(&a[..n - 1]));
+            // A failed check is not remembered and does not forget the last.
+            let bad = vec![0xffu8; n];
+            assert_eq!(memo.validate(&bad, check), Err(()));
+            assert!(!memo.knows(&bad));
+            assert_eq!(memo.knows(&a), (8..=32).contains(&n));
+        }
+    }
+
     #[test]
     fn same_bytes_matches_slice_equality() {
         for n in 0..40usize {

@@ -13,6 +13,7 @@ use std::sync::{Arc, Weak};
 use crate::bus::Shared;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::filter::{FilterError, TopicMemo};
 use crate::layout;
 use crate::liveness;
 use crate::ring::{Ring, Term, S_ACTIVE, S_OWNER, S_PUBLISHED, S_START};
@@ -29,6 +30,8 @@ pub(crate) struct ThreadSlot {
     pub(crate) clock: Clock,
     /// The term this thread last claimed in (see `ring::Term`).
     pub(crate) term: Cell<Term>,
+    /// The topic this thread last published to on this bus, checked.
+    pub(crate) topic: TopicMemo,
 }
 
 impl Drop for ThreadSlot {
@@ -90,6 +93,34 @@ pub(crate) fn with_slot<R>(shared: &Arc<Shared>, f: impl FnOnce(&ThreadSlot) -> 
     with_slot_slow(shared, generation, f)
 }
 
+/// [`with_slot`] for a publish of `topic`: `f` gets the slot and the topic
+/// as `&str`, after `check` passed it, or straight away when it is the
+/// topic this thread published last on this bus (the slot's
+/// [`TopicMemo`]). When this thread has no slot here yet, `check` runs
+/// before one is allocated, so a bad topic is reported as such and takes
+/// no slot.
+#[inline(always)]
+pub(crate) fn with_slot_for_topic<'t, R>(
+    shared: &Arc<Shared>,
+    topic: &'t [u8],
+    check: impl FnOnce(&'t [u8]) -> std::result::Result<&'t str, FilterError>,
+    f: impl FnOnce(&ThreadSlot, &'t str) -> Result<R>,
+) -> Result<R> {
+    let generation = liveness::fork_generation();
+    let (id, g, slot) = LAST.with(Cell::get);
+    if id == shared.id && g == generation && !slot.is_null() {
+        // SAFETY: as in `with_slot`.
+        let slot = unsafe { &*slot };
+        let topic = slot.topic.validate(topic, check)?;
+        return f(slot, topic);
+    }
+    let topic = check(topic)?;
+    with_slot_slow(shared, generation, |slot| {
+        slot.topic.remember(topic.as_bytes());
+        f(slot, topic)
+    })
+}
+
 #[inline(never)]
 fn with_slot_slow<R>(shared: &Arc<Shared>, generation: u64, f: impl FnOnce(&ThreadSlot) -> Result<R>) -> Result<R> {
     let slot = SLOTS.with(|slots| -> Result<*const ThreadSlot> {
@@ -113,6 +144,7 @@ fn with_slot_slow<R>(shared: &Arc<Shared>, generation: u64, f: impl FnOnce(&Thre
             published: Cell::new(0),
             clock: Clock::default(),
             term: Cell::new(Term::NONE),
+            topic: TopicMemo::default(),
         }));
         Ok(&**v.last().expect("just pushed"))
     })?;
