@@ -541,14 +541,15 @@ impl Ring {
         // any seqlock read); only at the very end of the segment is the
         // frame copied alone.
         let dst = buf.fill_room(len, READ_PREFIX);
-        match dst.split_first_chunk_mut::<READ_PREFIX>() {
-            Some((head, rest)) if off + READ_PREFIX <= self.mem.len() => {
-                self.mem.read_array(off, head);
-                if len > READ_PREFIX {
-                    self.mem.read(off + READ_PREFIX, &mut rest[..len - READ_PREFIX]);
-                }
+        if dst.len() >= READ_PREFIX && off + READ_PREFIX <= self.mem.len() {
+            let (head, rest) = dst.split_at_mut(READ_PREFIX);
+            let head: &mut [u8; READ_PREFIX] = head.try_into().expect("READ_PREFIX bytes");
+            self.mem.read_array(off, head);
+            if len > READ_PREFIX {
+                self.mem.read(off + READ_PREFIX, &mut rest[..len - READ_PREFIX]);
             }
-            _ => self.mem.read(off, &mut dst[..len]),
+        } else {
+            self.mem.read(off, &mut dst[..len]);
         }
         fence(Acquire);
         if self.part_word(i, P_STATE).load(Relaxed) != st {

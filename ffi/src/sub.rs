@@ -223,18 +223,18 @@ impl SubState {
         // uninitialised struct is made), and every field is written, so the
         // struct is fully initialised afterwards.
         unsafe {
-            (&raw mut (*o).topic).write(topic_buf.as_ptr().cast::<c_char>());
-            (&raw mut (*o).topic_len).write(topic_len);
-            (&raw mut (*o).payload).write(frame.payload().as_ptr());
-            (&raw mut (*o).payload_len).write(frame.payload().len());
-            (&raw mut (*o).seq).write(frame.seq());
-            (&raw mut (*o).timestamp_ns).write(frame.timestamp());
-            (&raw mut (*o).producer).write(frame.producer());
-            (&raw mut (*o).kind).write(frame.kind().into());
-            (&raw mut (*o).event_type).write(frame.event_type().into());
-            (&raw mut (*o).correlation_id).write(c.id.to_le_bytes());
-            (&raw mut (*o).parent_id).write(c.parent.to_le_bytes());
-            (&raw mut (*o).root_id).write(c.root.to_le_bytes());
+            std::ptr::addr_of_mut!((*o).topic).write(topic_buf.as_ptr().cast::<c_char>());
+            std::ptr::addr_of_mut!((*o).topic_len).write(topic_len);
+            std::ptr::addr_of_mut!((*o).payload).write(frame.payload().as_ptr());
+            std::ptr::addr_of_mut!((*o).payload_len).write(frame.payload().len());
+            std::ptr::addr_of_mut!((*o).seq).write(frame.seq());
+            std::ptr::addr_of_mut!((*o).timestamp_ns).write(frame.timestamp());
+            std::ptr::addr_of_mut!((*o).producer).write(frame.producer());
+            std::ptr::addr_of_mut!((*o).kind).write(frame.kind().into());
+            std::ptr::addr_of_mut!((*o).event_type).write(frame.event_type().into());
+            std::ptr::addr_of_mut!((*o).correlation_id).write(c.id.to_le_bytes());
+            std::ptr::addr_of_mut!((*o).parent_id).write(c.parent.to_le_bytes());
+            std::ptr::addr_of_mut!((*o).root_id).write(c.root.to_le_bytes());
         }
     }
 }
