@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, Overflow};
 use crate::error::{Error, Result};
 use crate::filter::{validate_topic, Filter};
-use crate::frame::{frame_len, FrameHeader, Meta, HEADER_LEN, MAX_TOPIC_LEN};
+use crate::frame::{frame_len, FrameHeader, Meta, HEADER_LEN};
 use crate::layout;
 use crate::producer::{self, ThreadSlot};
 use crate::registry;
@@ -180,23 +180,14 @@ impl Bus {
         self.shared.seg.config()
     }
 
+    /// The checks of a publish or claim that need neither topic nor slot:
+    /// `meta` is not the reserved padding kind, and `len` payload bytes fit
+    /// in a frame.
     #[inline]
-    fn check_frame(&self, topic: &str, len: usize) -> Result<usize> {
-        validate_topic(topic)?;
-        self.check_len(topic, len)
-    }
-
-    /// Size check of a frame whose topic is already validated.
-    #[inline]
-    fn check_len(&self, topic: &str, len: usize) -> Result<usize> {
-        self.check_size(len)?;
-        debug_assert!(topic.len() <= MAX_TOPIC_LEN);
-        Ok(frame_len(topic.len(), len))
-    }
-
-    /// `len` payload bytes fit in a frame.
-    #[inline]
-    fn check_size(&self, len: usize) -> Result<()> {
+    fn check_meta_and_size(&self, meta: &Meta, len: usize) -> Result<()> {
+        if meta.kind == crate::frame::Kind::Padding {
+            return Err(Error::config("kind", "padding is reserved for aborted claims"));
+        }
         if len > self.shared.max_frame_size {
             return Err(Error::TooLarge {
                 size: len,
@@ -343,10 +334,7 @@ impl Bus {
         check: impl FnOnce(&'t [u8]) -> std::result::Result<&'t str, crate::filter::FilterError>,
         payload: &[u8],
     ) -> Result<u64> {
-        if meta.kind == crate::frame::Kind::Padding {
-            return Err(Error::config("kind", "padding is reserved for aborted claims"));
-        }
-        self.check_size(payload.len())?;
+        self.check_meta_and_size(meta, payload.len())?;
         self.shared.seg.check_truncated()?;
         let seq = producer::with_slot_for_topic(&self.shared, topic, check, |slot, topic| {
             let len = frame_len(topic.len(), payload.len());
@@ -374,9 +362,11 @@ impl Bus {
 
     /// [`Bus::claim`] with metadata.
     pub fn claim_with(&self, meta: &Meta, topic: &str, len: usize) -> Result<Claim<'_>> {
-        let total = self.check_frame(topic, len)?;
+        self.check_meta_and_size(meta, len)?;
         self.shared.seg.check_truncated()?;
-        producer::with_slot(&self.shared, |slot| {
+        let check = |_| validate_topic(topic).map(|()| topic);
+        producer::with_slot_for_topic(&self.shared, topic.as_bytes(), check, |slot, topic| {
+            let total = frame_len(topic.len(), len);
             let c = self.reserve(slot, total)?;
             let ring = &self.shared.seg.ring;
             let h = self.header(slot, meta, c.pos, c.seq, topic, len);

@@ -117,6 +117,40 @@ fn bad_input_gets_clear_errors() {
         bus.publish("t", &vec![0; 4097]),
         Err(Error::TooLarge { size: 4097, max: 4096 })
     ));
+    // The reserved padding kind is refused by publishes and claims alike.
+    let padding = Meta::event(EventType::New).kind(Kind::Padding);
+    assert!(matches!(
+        bus.publish_with(&padding, "t", b"x"),
+        Err(Error::Config { .. })
+    ));
+    assert!(matches!(bus.claim_with(&padding, "t", 8), Err(Error::Config { .. })));
+    // Bad topics took no producer slot: this thread has published nothing.
+    assert!(bus.stats().producers.is_empty());
+    // A topic checked once is remembered by this thread (TopicMemo); a
+    // different topic of the same length is still checked, by publish and
+    // by claim.
+    bus.publish("abcdefgh.ij", b"x").unwrap();
+    for bad in [
+        "abcdefgh..j",
+        "abcdefgh.+j",
+        "abcdefgh.i#",
+        "abcdefgh.i ",
+        ".bcdefgh.ij",
+    ] {
+        assert!(matches!(bus.publish(bad, b"x"), Err(Error::Filter(_))), "{bad}");
+        assert!(matches!(bus.claim(bad, 8), Err(Error::Filter(_))), "{bad}");
+        assert!(
+            matches!(
+                bus.publish_with_topic_bytes(&Meta::default(), bad.as_bytes(), b"x"),
+                Err(Error::Filter(_))
+            ),
+            "{bad}"
+        );
+    }
+    assert!(matches!(
+        bus.publish_with_topic_bytes(&Meta::default(), b"abcdefgh.i\xff", b"x"),
+        Err(Error::Filter(_))
+    ));
     assert!(matches!(bus.subscribe(Filter::topic("a.#.b")), Err(Error::Filter(_))));
     assert!(matches!(bus.subscribe(Filter::regex("(")), Err(Error::Filter(_))));
     assert!(matches!(Bus::create(&name, &small()), Err(Error::Exists { .. })));
@@ -135,7 +169,10 @@ fn bad_input_gets_clear_errors() {
     // Nothing was lost: the bus still works.
     let mut sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
     bus.publish("ok", b"1").unwrap();
+    let f = sub.recv_timeout(T).unwrap().unwrap();
+    assert_eq!((f.topic(), f.payload()), ("abcdefgh.ij", &b"x"[..]));
     assert_eq!(sub.recv_timeout(T).unwrap().unwrap().payload(), b"1");
+    assert!(sub.try_recv().unwrap().is_none());
 }
 
 #[test]
