@@ -17,7 +17,7 @@ use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
 use shmbus::WaitStrategy;
 
-use super::util::{mono_ns, new_hist, pin_current_thread, read_stamp, stamp};
+use super::util::{group_idle, mono_ns, new_hist, pin_current_thread, read_stamp, stamp};
 use super::{Flow, FlowOutcome, LatencyOutcome};
 
 /// Run `$body` with `N` bound to the payload size (one of the supported sizes).
@@ -236,7 +236,11 @@ fn flow_n<const N: usize>(flow: Flow, frames: u64, timeout: Duration) -> Result<
                             if spins & 1023 == 0 && Instant::now() >= deadline {
                                 return Err(format!("crossbeam consumer: {got} of {total} at the deadline"));
                             }
-                            std::hint::spin_loop();
+                            if shared {
+                                group_idle(spins); // the group scenario, as for shmbus
+                            } else {
+                                std::hint::spin_loop();
+                            }
                         }
                     }
                 }

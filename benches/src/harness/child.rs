@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use shmbus::{Bus, Filter, Start, SubscribeOptions, WaitStrategy};
 
-use super::util::{hist_encode, mono_ns, new_hist, pin_current_thread, read_stamp, stamp, Kv, TOPIC};
+use super::util::{group_idle, hist_encode, mono_ns, new_hist, pin_current_thread, read_stamp, stamp, Kv, TOPIC};
 
 /// Environment variable naming the role of a harness child.
 pub(crate) const ENV: &str = "SHMBUS_BENCH_CHILD";
@@ -336,7 +336,7 @@ fn subscriber_role(spec: &Kv, deadline_ms: u64) -> Result<Option<Kv>, String> {
                     sub.next_seq()
                 ));
             }
-            std::hint::spin_loop();
+            group_idle(spins);
         }
     } else {
         // A claim skipped as abandoned (its producer looked dead, or stayed

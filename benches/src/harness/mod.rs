@@ -32,7 +32,7 @@ use hdrhistogram::Histogram;
 use shmbus::{Config, WaitStrategy};
 
 use child::{start_all, start_all_exe, wait_name};
-use util::{allowed_cpus, hist_merge_encoded, leftover_buses, new_hist, temp_bus, Kv};
+use util::{allowed_cpus, hist_merge_encoded, leftover_buses, new_hist, temp_bus, Kv, GROUP_YIELD_EVERY};
 
 /// Scenario names accepted in [`Options::scenarios`], in the order they run.
 ///
@@ -490,7 +490,11 @@ fn run_flow(
     let (p, s, g) = flow.shape();
     let shape = format!(
         "{p} producer(s) -> {s} {}; {} frames/run; unpinned",
-        if g { "group workers" } else { "subscriber(s)" },
+        if g {
+            format!("group workers (idle workers yield every {GROUP_YIELD_EVERY} empty polls)")
+        } else {
+            "subscriber(s)".to_string()
+        },
         plan.frames / p * p
     );
     #[allow(unused_mut)]

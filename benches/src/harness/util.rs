@@ -12,6 +12,23 @@ use crate::TempBus;
 /// Topic every harness frame is published on.
 pub(crate) const TOPIC: &str = "bench.data";
 
+/// How often an idle group worker gives its CPU away: every this many
+/// empty polls (see [`group_idle`]).
+pub(crate) const GROUP_YIELD_EVERY: u32 = 64;
+
+/// One empty poll of a group worker, the same for every peer: spin, and
+/// every [`GROUP_YIELD_EVERY`]th time yield the CPU. The group scenario runs
+/// three busy processes (or threads) on two vCPUs; workers that only spin
+/// take a third of the CPU from the producer, which then bounds the whole
+/// group (BENCHMARKS.md, "Third session").
+pub(crate) fn group_idle(empty_polls: u32) {
+    if empty_polls % GROUP_YIELD_EVERY == 0 {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
+    }
+}
+
 /// Nanoseconds of `CLOCK_MONOTONIC`: one clock for all processes of the
 /// machine, so a producer's start and a subscriber's end can be subtracted.
 pub(crate) fn mono_ns() -> u64 {
