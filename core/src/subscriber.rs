@@ -94,6 +94,8 @@ pub struct Subscriber {
     fork_generation: u64,
     /// The term this subscriber last read in (see `ring::Term`).
     term: Term,
+    /// Whether `recv` is draining a firehose (see `wait::Pacing`).
+    pacing: wait::Pacing,
 }
 
 impl Drop for Subscriber {
@@ -210,6 +212,7 @@ impl Subscriber {
             stuck: None,
             fork_generation: crate::liveness::fork_generation(),
             term: Term::NONE,
+            pacing: wait::Pacing::default(),
         }
     }
 
@@ -285,9 +288,11 @@ impl Subscriber {
         let mem = self.shared.seg.ring.mem;
         let strategy = self.wait;
         self.shared.seg.check_truncated()?;
-        let got = wait::wait_for(&mem, strategy, deadline, |checkpoint| {
+        let mut pacing = self.pacing;
+        let got = wait::wait_for(&mem, strategy, deadline, &mut pacing, |checkpoint| {
             self.step(checkpoint).then_some(())
         });
+        self.pacing = pacing;
         self.shared.seg.check_truncated()?;
         self.ready = got.is_some();
         Ok(self.ready.then(|| self.current()))
