@@ -22,7 +22,7 @@ pub(crate) const GROUP_YIELD_EVERY: u32 = 64;
 /// take a third of the CPU from the producer, which then bounds the whole
 /// group (BENCHMARKS.md, "Third session").
 pub(crate) fn group_idle(empty_polls: u32) {
-    if empty_polls % GROUP_YIELD_EVERY == 0 {
+    if empty_polls.is_multiple_of(GROUP_YIELD_EVERY) {
         std::thread::yield_now();
     } else {
         std::hint::spin_loop();
