@@ -197,7 +197,7 @@ impl Bus {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn reserve(&self, slot: &ThreadSlot, len: usize) -> Result<Claimed> {
         if slot.claim_outstanding.get() {
             return Err(Error::ClaimOutstanding);
@@ -325,7 +325,7 @@ impl Bus {
 
     /// Publish after `check` (the topic checks for `topic`'s form); `check`
     /// is skipped when this thread published this topic last on this bus
-    /// (see [`producer::with_slot_for_topic`]).
+    /// (see [`producer::slot_for_topic`]).
     #[inline(always)]
     fn publish_checked<'t>(
         &self,
@@ -336,20 +336,18 @@ impl Bus {
     ) -> Result<u64> {
         self.check_meta_and_size(meta, payload.len())?;
         self.shared.seg.check_truncated()?;
-        let seq = producer::with_slot_for_topic(&self.shared, topic, check, |slot, topic| {
-            let len = frame_len(topic.len(), payload.len());
-            let c = self.reserve(slot, len)?;
-            let h = self.header(slot, meta, c.pos, c.seq, topic, payload.len());
-            self.shared.seg.ring.write_frame(c.off, &h, topic.as_bytes(), payload);
-            let crc = self
-                .shared
-                .checksum
-                .then(|| crate::frame::checksum_parts(&h, topic.as_bytes(), payload, len));
-            self.finish(slot, &c, len, crc);
-            Ok(c.seq)
-        })?;
+        let (slot, topic) = producer::slot_for_topic(&self.shared, topic, check)?;
+        let len = frame_len(topic.len(), payload.len());
+        let c = self.reserve(slot, len)?;
+        let h = self.header(slot, meta, c.pos, c.seq, topic, payload.len());
+        self.shared.seg.ring.write_frame(c.off, &h, topic.as_bytes(), payload);
+        let crc = self
+            .shared
+            .checksum
+            .then(|| crate::frame::checksum_parts(&h, topic.as_bytes(), payload, len));
+        self.finish(slot, &c, len, crc);
         self.shared.seg.check_truncated()?;
-        Ok(seq)
+        Ok(c.seq)
     }
 
     /// Reserve a frame of `len` payload bytes to fill in place (zero-copy).
@@ -365,26 +363,35 @@ impl Bus {
         self.check_meta_and_size(meta, len)?;
         self.shared.seg.check_truncated()?;
         let check = |_| validate_topic(topic).map(|()| topic);
-        producer::with_slot_for_topic(&self.shared, topic.as_bytes(), check, |slot, topic| {
-            let total = frame_len(topic.len(), len);
-            let c = self.reserve(slot, total)?;
-            let ring = &self.shared.seg.ring;
-            let h = self.header(slot, meta, c.pos, c.seq, topic, len);
-            // Write header and topic now; zero the payload so no stale bytes leak.
-            ring.write_frame(c.off, &h, topic.as_bytes(), &[]);
-            let payload_off = c.off + HEADER_LEN + topic.len();
-            ring.mem.zero(payload_off, total - HEADER_LEN - topic.len());
-            slot.claim_outstanding.set(true);
-            Ok(Claim {
-                bus: self,
-                claimed: c,
-                len: total,
-                payload: ring.mem.ptr(payload_off, len),
-                payload_len: len,
-                slot: slot.index,
-                done: false,
-                _not_send: std::marker::PhantomData,
-            })
+        let (slot, topic) = producer::slot_for_topic(&self.shared, topic.as_bytes(), check)?;
+        self.claim_in(slot, meta, topic, len)
+    }
+
+    /// The body of [`Bus::claim_with`] once the topic is checked. Always
+    /// inlined: left as a function (a closure) of its own, LLVM returned the
+    /// `Claim` through memory and the caller copied it with 16-byte loads
+    /// spanning several narrower stores, a failed store-to-load forward on
+    /// every claim.
+    #[inline(always)]
+    fn claim_in(&self, slot: &ThreadSlot, meta: &Meta, topic: &str, len: usize) -> Result<Claim<'_>> {
+        let total = frame_len(topic.len(), len);
+        let c = self.reserve(slot, total)?;
+        let ring = &self.shared.seg.ring;
+        let h = self.header(slot, meta, c.pos, c.seq, topic, len);
+        // Write header and topic now; zero the payload so no stale bytes leak.
+        ring.write_frame(c.off, &h, topic.as_bytes(), &[]);
+        let payload_off = c.off + HEADER_LEN + topic.len();
+        ring.mem.zero(payload_off, total - HEADER_LEN - topic.len());
+        slot.claim_outstanding.set(true);
+        Ok(Claim {
+            bus: self,
+            claimed: c,
+            len: total,
+            payload: ring.mem.ptr(payload_off, len),
+            payload_len: len,
+            slot: slot.index,
+            done: false,
+            _not_send: std::marker::PhantomData,
         })
     }
 

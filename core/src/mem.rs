@@ -142,6 +142,18 @@ impl Mem {
         unsafe { std::ptr::copy_nonoverlapping(self.base.add(off), dst.as_mut_ptr(), dst.len()) }
     }
 
+    /// Store `words` at `off` (8-aligned), one 8-byte store each; bytes the
+    /// producer owns, like [`Mem::write`].
+    #[inline(always)]
+    pub(crate) fn write_words(&self, off: usize, words: &[u64]) {
+        assert!(off % 8 == 0 && off + words.len() * 8 <= self.len);
+        for (i, &w) in words.iter().enumerate() {
+            // SAFETY: in bounds and 8-aligned (asserted; the mapping is page
+            // aligned); the bytes are the producer's own, as for `write`.
+            unsafe { self.base.add(off + i * 8).cast::<u64>().write(w) }
+        }
+    }
+
     /// [`Mem::read`] of a constant number of bytes: compiled to a few
     /// vector moves (no `memcpy` call), from which narrow loads of the
     /// copy are forwarded at once.
@@ -255,6 +267,10 @@ impl Mem {
     }
     pub(crate) fn read_array<const N: usize>(&self, off: usize, dst: &mut [u8; N]) {
         self.read(off, dst);
+    }
+    pub(crate) fn write_words(&self, off: usize, words: &[u64]) {
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        self.write(off, &bytes);
     }
     pub(crate) fn read(&self, off: usize, dst: &mut [u8]) {
         use crate::sync::Ordering::Relaxed;

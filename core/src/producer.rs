@@ -93,36 +93,55 @@ pub(crate) fn with_slot<R>(shared: &Arc<Shared>, f: impl FnOnce(&ThreadSlot) -> 
     with_slot_slow(shared, generation, f)
 }
 
-/// [`with_slot`] for a publish of `topic`: `f` gets the slot and the topic
-/// as `&str`, after `check` passed it, or straight away when it is the
-/// topic this thread published last on this bus (the slot's
-/// [`TopicMemo`]). When this thread has no slot here yet, `check` runs
-/// before one is allocated, so a bad topic is reported as such and takes
-/// no slot.
+/// This thread's slot on `shared` (allocated if needed) for a publish or
+/// claim of `topic`, and the topic as `&str`: after `check` passed it, or
+/// straight away when it is the topic this thread published last on this
+/// bus (the slot's [`TopicMemo`]). When this thread has no slot here yet,
+/// `check` runs before one is allocated, so a bad topic is reported as such
+/// and takes no slot.
+///
+/// It returns the slot rather than taking a closure like [`with_slot`]: the
+/// claim's closure was left out of line, and its `Claim` came back through
+/// memory into a stalled copy (see `Bus::claim_in`).
+///
+/// The slot borrows `shared`: it is a live entry of this thread's `SLOTS`
+/// for as long as `shared` keeps its bus alive (entries go only at thread
+/// exit, which cannot happen while this thread holds the borrow, or in
+/// `slot_slow`'s `retain`, which keeps the entries of live buses).
 #[inline(always)]
-pub(crate) fn with_slot_for_topic<'t, R>(
-    shared: &Arc<Shared>,
+pub(crate) fn slot_for_topic<'a, 't>(
+    shared: &'a Arc<Shared>,
     topic: &'t [u8],
     check: impl FnOnce(&'t [u8]) -> std::result::Result<&'t str, FilterError>,
-    f: impl FnOnce(&ThreadSlot, &'t str) -> Result<R>,
-) -> Result<R> {
+) -> Result<(&'a ThreadSlot, &'t str)> {
     let generation = liveness::fork_generation();
     let (id, g, slot) = LAST.with(Cell::get);
     if id == shared.id && g == generation && !slot.is_null() {
-        // SAFETY: as in `with_slot`.
+        // SAFETY: per `LAST`'s invariant `slot` is a live boxed entry of this
+        // thread's `SLOTS`, alive for `'a` (see above).
         let slot = unsafe { &*slot };
-        let topic = slot.topic.validate(topic, check)?;
-        return f(slot, topic);
+        return Ok((slot, slot.topic.validate(topic, check)?));
     }
     let topic = check(topic)?;
-    with_slot_slow(shared, generation, |slot| {
-        slot.topic.remember(topic.as_bytes());
-        f(slot, topic)
-    })
+    // SAFETY: `slot_slow` returns a live boxed entry of `SLOTS`, alive for
+    // `'a` like the fast path's.
+    let slot = unsafe { &*slot_slow(shared, generation)? };
+    slot.topic.remember(topic.as_bytes());
+    Ok((slot, topic))
 }
 
 #[inline(never)]
 fn with_slot_slow<R>(shared: &Arc<Shared>, generation: u64, f: impl FnOnce(&ThreadSlot) -> Result<R>) -> Result<R> {
+    let slot = slot_slow(shared, generation)?;
+    // SAFETY: `slot` is a live boxed entry of `SLOTS` (found or pushed by
+    // `slot_slow`); as in `with_slot`, it outlives `f`.
+    f(unsafe { &*slot })
+}
+
+/// This thread's slot on `shared`, found in `SLOTS` or allocated, and made
+/// the `LAST` one. Returns a live boxed entry of `SLOTS`.
+#[inline(never)]
+fn slot_slow(shared: &Arc<Shared>, generation: u64) -> Result<*const ThreadSlot> {
     let slot = SLOTS.with(|slots| -> Result<*const ThreadSlot> {
         if let Some(s) = slots
             .borrow()
@@ -149,9 +168,7 @@ fn with_slot_slow<R>(shared: &Arc<Shared>, generation: u64, f: impl FnOnce(&Thre
         Ok(&**v.last().expect("just pushed"))
     })?;
     LAST.with(|last| last.set((shared.id, generation, slot)));
-    // SAFETY: `slot` is a live boxed entry of `SLOTS` (found or pushed just
-    // above); as in `with_slot`, it outlives `f`.
-    f(unsafe { &*slot })
+    Ok(slot)
 }
 
 fn allocate(shared: &Arc<Shared>) -> Result<usize> {

@@ -431,7 +431,7 @@ impl Ring {
         // sees the partition state change after its acquire fence (R2).
         fence(Release);
         // The commit word (first 8 bytes) is written by `commit`.
-        self.mem.write(off + 8, &zerocopy::IntoBytes::as_bytes(header)[8..]);
+        self.mem.write_words(off + 8, &header.body_words());
         // Zero padding (fewer than 8 bytes) exists only when topic and
         // payload end short of `len`; then `len >= HEADER_LEN + 8` (lengths
         // are multiples of 8), so the frame's last word lies after the header
