@@ -261,8 +261,7 @@ impl Subscriber {
 
     /// Next matching frame, waiting at most `timeout`; `Ok(None)` on timeout.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Frame<'_>>> {
-        let deadline = Instant::now().checked_add(timeout);
-        self.recv_until(deadline)
+        self.wait(wait::Deadline::After(timeout))
     }
 
     /// Next matching frame, waiting as long as it takes.
@@ -285,6 +284,10 @@ impl Subscriber {
 
     /// Wait until `deadline` (`None`: forever).
     pub fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Frame<'_>>> {
+        self.wait(deadline.map_or(wait::Deadline::Never, wait::Deadline::At))
+    }
+
+    fn wait(&mut self, deadline: wait::Deadline) -> Result<Option<Frame<'_>>> {
         let mem = self.shared.seg.ring.mem;
         let strategy = self.wait;
         self.shared.seg.check_truncated()?;

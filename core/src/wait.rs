@@ -122,6 +122,32 @@ impl Pacing {
     }
 }
 
+/// When a wait ends. A timeout relative to the call is turned into an
+/// instant only once the wait really starts (after the first attempt), so
+/// a `recv_timeout` that finds a frame ready reads no clock: a C or Python
+/// consumer that passes a timeout on every call would otherwise pay a
+/// clock read (20-30 ns in a VM) per frame.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Deadline {
+    /// Wait as long as it takes.
+    Never,
+    /// Give up at this instant.
+    At(Instant),
+    /// Give up this long after the wait starts.
+    After(Duration),
+}
+
+impl Deadline {
+    fn resolve(self, start: Instant) -> Option<Instant> {
+        match self {
+            Deadline::Never => None,
+            Deadline::At(t) => Some(t),
+            // An instant too far to represent is as good as never.
+            Deadline::After(d) => start.checked_add(d),
+        }
+    }
+}
+
 /// Run `attempt` until it yields a value or `deadline` passes. `attempt`'s
 /// argument says whether this call is a checkpoint (every 64th spin, and
 /// every call around a park) where slow bookkeeping (clock reads, tail
@@ -133,7 +159,7 @@ impl Pacing {
 pub(crate) fn wait_for<T>(
     mem: &Mem,
     strategy: WaitStrategy,
-    deadline: Option<Instant>,
+    deadline: Deadline,
     pacing: &mut Pacing,
     mut attempt: impl FnMut(bool) -> Option<T>,
 ) -> Option<T> {
@@ -153,6 +179,7 @@ pub(crate) fn wait_for<T>(
         }
     }
     let start = Instant::now();
+    let deadline = deadline.resolve(start);
     let spin_budget = match strategy {
         WaitStrategy::Spin => None,
         WaitStrategy::SpinThenPark(b) => Some(b),
