@@ -555,11 +555,10 @@ impl Claim<'_> {
     pub fn commit(mut self) -> u64 {
         self.done = true;
         let bus = self.bus;
-        let _ = producer::with_slot(&bus.shared, |slot| {
+        if let Ok(slot) = producer::slot(&bus.shared) {
             slot.claim_outstanding.set(false);
             bus.finish(slot, &self.claimed, self.len, None);
-            Ok(())
-        });
+        }
         self.claimed.seq
     }
 }
@@ -573,10 +572,9 @@ impl Drop for Claim<'_> {
         let ring = &bus.shared.seg.ring;
         ring.abort(&self.claimed, self.len);
         ring.release(self.slot);
-        let _ = producer::with_slot(&bus.shared, |slot| {
+        if let Ok(slot) = producer::slot(&bus.shared) {
             slot.claim_outstanding.set(false);
-            Ok(())
-        });
+        }
         wait::notify(&ring.mem);
     }
 }

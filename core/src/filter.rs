@@ -197,19 +197,20 @@ fn topic_from_bytes_slow(topic: &[u8]) -> Result<&str, FilterError> {
 ///
 /// Invariant: `len` is 0 (nothing remembered) or the length of a topic that
 /// passed a check returning it as `&str` (so it was UTF-8 and followed the
-/// topic rules), and `words` are that topic's words at [`memo_offsets`].
+/// topic rules), and `words` are that topic's words at [`cover_offsets`].
 #[derive(Debug, Default)]
 pub(crate) struct TopicMemo {
     len: std::cell::Cell<usize>,
     words: std::cell::Cell<[u64; 4]>,
 }
 
-/// Offsets of the four words of an `n`-byte topic (`8 <= n <= 32`) that
-/// [`TopicMemo`] keeps: 0, n-8, min(8, n-8) and n-16 (0 below 16 bytes).
-/// They cover bytes `[0, n)`: the first and last words cover up to 16
-/// bytes, and the inner two bytes 8..16 and n-16..n-8 up to 32.
+/// Offsets of four 8-byte words that together cover every byte of an
+/// `n`-byte topic (`8 <= n <= 32`): 0, n-8, min(8, n-8) and n-16 (0 below
+/// 16 bytes). The first two alone cover up to 16 bytes; the inner two add
+/// bytes 8..16 and n-16..n-8, which covers up to 32. Topic comparisons
+/// ([`same_bytes`], [`TopicMemo`]) compare these words instead of bytes.
 #[inline(always)]
-fn memo_offsets(n: usize) -> [usize; 4] {
+fn cover_offsets(n: usize) -> [usize; 4] {
     [0, n - 8, 8.min(n - 8), n.saturating_sub(16)]
 }
 
@@ -241,7 +242,7 @@ impl TopicMemo {
             return false;
         }
         let w = self.words.get();
-        let o = memo_offsets(n);
+        let o = cover_offsets(n);
         (word(topic, o[0]) ^ w[0])
             | (word(topic, o[1]) ^ w[1])
             | (word(topic, o[2]) ^ w[2])
@@ -257,7 +258,7 @@ impl TopicMemo {
             self.len.set(0);
             return;
         }
-        let o = memo_offsets(n);
+        let o = cover_offsets(n);
         self.words.set(o.map(|at| word(topic, at)));
         self.len.set(n);
     }
@@ -1103,14 +1104,16 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     if (8..=32).contains(&n) {
-        // Without branches per word: the first and last 8 bytes cover 8..=16
-        // bytes; adding bytes 8..16 and n-16..n-8 covers up to 32.
-        let ends = (word(a, 0) ^ word(b, 0)) | (word(a, n - 8) ^ word(b, n - 8));
-        if n <= 16 {
-            return ends == 0;
-        }
-        let inner = (word(a, 8) ^ word(b, 8)) | (word(a, n - 16) ^ word(b, n - 16));
-        return ends | inner == 0;
+        // Without branches per word (see `cover_offsets`; up to 16 bytes the
+        // first two words suffice).
+        let o = cover_offsets(n);
+        let diff = |i: usize| word(a, o[i]) ^ word(b, o[i]);
+        let ends = diff(0) | diff(1);
+        return if n <= 16 {
+            ends == 0
+        } else {
+            ends | diff(2) | diff(3) == 0
+        };
     }
     a == b
 }

@@ -77,20 +77,30 @@ thread_local! {
     static LAST: Cell<Last> = const { Cell::new(NO_LAST) };
 }
 
-/// Run `f` with this thread's slot on `shared`, allocating one if needed.
+/// The slot this thread used last, if it is its slot on `shared`: the fast
+/// path, one thread-local read.
 #[inline(always)]
-pub(crate) fn with_slot<R>(shared: &Arc<Shared>, f: impl FnOnce(&ThreadSlot) -> Result<R>) -> Result<R> {
-    let generation = liveness::fork_generation();
+fn last_slot(shared: &Arc<Shared>, generation: u64) -> Option<&ThreadSlot> {
     let (id, g, slot) = LAST.with(Cell::get);
     if id == shared.id && g == generation && !slot.is_null() {
         // SAFETY: per `LAST`'s invariant `slot` is a live boxed entry of this
-        // thread's `SLOTS`. It stays alive during `f`: entries are dropped
-        // only by thread exit (not while this thread runs `f`) or by the
-        // slow path's `retain`, which keeps every entry whose bus is alive,
-        // and `shared` keeps this slot's bus alive.
-        return f(unsafe { &*slot });
+        // thread's `SLOTS`, and it stays alive while `shared` is borrowed:
+        // entries are dropped only by thread exit (not while this thread
+        // holds the borrow) or by `slot_slow`'s `retain`, which keeps every
+        // entry whose bus is alive, and `shared` keeps this slot's bus alive.
+        return Some(unsafe { &*slot });
     }
-    with_slot_slow(shared, generation, f)
+    None
+}
+
+/// This thread's slot on `shared`, allocating one if needed.
+#[inline(always)]
+pub(crate) fn slot(shared: &Arc<Shared>) -> Result<&ThreadSlot> {
+    let generation = liveness::fork_generation();
+    match last_slot(shared, generation) {
+        Some(slot) => Ok(slot),
+        None => slot_slow(shared, generation),
+    }
 }
 
 /// This thread's slot on `shared` (allocated if needed) for a publish or
@@ -100,14 +110,9 @@ pub(crate) fn with_slot<R>(shared: &Arc<Shared>, f: impl FnOnce(&ThreadSlot) -> 
 /// `check` runs before one is allocated, so a bad topic is reported as such
 /// and takes no slot.
 ///
-/// It returns the slot rather than taking a closure like [`with_slot`]: the
-/// claim's closure was left out of line, and its `Claim` came back through
-/// memory into a stalled copy (see `Bus::claim_in`).
-///
-/// The slot borrows `shared`: it is a live entry of this thread's `SLOTS`
-/// for as long as `shared` keeps its bus alive (entries go only at thread
-/// exit, which cannot happen while this thread holds the borrow, or in
-/// `slot_slow`'s `retain`, which keeps the entries of live buses).
+/// It returns the slot rather than taking a closure: a claim's closure was
+/// left out of line, and its `Claim` came back through memory into a
+/// stalled copy (see `Bus::claim_in`).
 #[inline(always)]
 pub(crate) fn slot_for_topic<'a, 't>(
     shared: &'a Arc<Shared>,
@@ -115,33 +120,19 @@ pub(crate) fn slot_for_topic<'a, 't>(
     check: impl FnOnce(&'t [u8]) -> std::result::Result<&'t str, FilterError>,
 ) -> Result<(&'a ThreadSlot, &'t str)> {
     let generation = liveness::fork_generation();
-    let (id, g, slot) = LAST.with(Cell::get);
-    if id == shared.id && g == generation && !slot.is_null() {
-        // SAFETY: per `LAST`'s invariant `slot` is a live boxed entry of this
-        // thread's `SLOTS`, alive for `'a` (see above).
-        let slot = unsafe { &*slot };
+    if let Some(slot) = last_slot(shared, generation) {
         return Ok((slot, slot.topic.validate(topic, check)?));
     }
     let topic = check(topic)?;
-    // SAFETY: `slot_slow` returns a live boxed entry of `SLOTS`, alive for
-    // `'a` like the fast path's.
-    let slot = unsafe { &*slot_slow(shared, generation)? };
+    let slot = slot_slow(shared, generation)?;
     slot.topic.remember(topic.as_bytes());
     Ok((slot, topic))
 }
 
-#[inline(never)]
-fn with_slot_slow<R>(shared: &Arc<Shared>, generation: u64, f: impl FnOnce(&ThreadSlot) -> Result<R>) -> Result<R> {
-    let slot = slot_slow(shared, generation)?;
-    // SAFETY: `slot` is a live boxed entry of `SLOTS` (found or pushed by
-    // `slot_slow`); as in `with_slot`, it outlives `f`.
-    f(unsafe { &*slot })
-}
-
 /// This thread's slot on `shared`, found in `SLOTS` or allocated, and made
-/// the `LAST` one. Returns a live boxed entry of `SLOTS`.
+/// the `LAST` one.
 #[inline(never)]
-fn slot_slow(shared: &Arc<Shared>, generation: u64) -> Result<*const ThreadSlot> {
+fn slot_slow(shared: &Arc<Shared>, generation: u64) -> Result<&ThreadSlot> {
     let slot = SLOTS.with(|slots| -> Result<*const ThreadSlot> {
         if let Some(s) = slots
             .borrow()
@@ -168,7 +159,9 @@ fn slot_slow(shared: &Arc<Shared>, generation: u64) -> Result<*const ThreadSlot>
         Ok(&**v.last().expect("just pushed"))
     })?;
     LAST.with(|last| last.set((shared.id, generation, slot)));
-    Ok(slot)
+    // SAFETY: `slot` is a live boxed entry of `SLOTS` (found or pushed just
+    // above), alive while `shared` is borrowed as in `last_slot`.
+    Ok(unsafe { &*slot })
 }
 
 fn allocate(shared: &Arc<Shared>) -> Result<usize> {

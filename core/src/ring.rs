@@ -183,8 +183,6 @@ impl Ring {
         (lap as u32).wrapping_mul(0x9E37_79B1) ^ 0x5348_4D42
     }
 
-    /// The term holding `pos` (`pos < MAX_POS`), from `cache` when it is the
-    /// cached term, else computed and cached.
     /// [`Ring::term`] for a reader, whose cache is its own (`&mut`): the
     /// fields are used in place, where copying the cell's 40 bytes out and
     /// back in cost a few cycles on every read.
@@ -196,6 +194,8 @@ impl Ring {
         cache
     }
 
+    /// The term holding `pos` (`pos < MAX_POS`), from `cache` when it is the
+    /// cached term, else computed and cached.
     #[inline]
     pub(crate) fn term(&self, cache: &std::cell::Cell<Term>, pos: u64) -> Term {
         let t = cache.get();
@@ -546,8 +546,8 @@ impl Ring {
         // scratch (beyond `len`, never used; they may race with a writer like
         // any seqlock read); only at the very end of the segment is the
         // frame copied alone.
-        let dst = buf.fill_room(len, READ_PREFIX);
-        if dst.len() >= READ_PREFIX && off + READ_PREFIX <= self.mem.len() {
+        let dst = buf.fill_room(len, READ_PREFIX); // at least READ_PREFIX bytes
+        if off + READ_PREFIX <= self.mem.len() {
             let (head, rest) = dst.split_at_mut(READ_PREFIX);
             let head: &mut [u8; READ_PREFIX] = head.try_into().expect("READ_PREFIX bytes");
             self.mem.read_array(off, head);

@@ -204,10 +204,11 @@ pub unsafe extern "C" fn shmbus_join_group_with(
 impl SubState {
     /// Describe `frame` to C in `*out`, NUL-terminating its topic in `topic_buf`.
     ///
-    /// Fields are stored straight into the caller's struct (no temporary
-    /// copy of its 112 bytes), and the topic is copied inline by
-    /// [`copy_topic`] (no `memcpy` call): this is per-frame work the Rust API
-    /// does not do, so it is kept to a few stores (issue #3's budget).
+    /// Inlined into `shmbus_recv`, so the struct is built in the caller's
+    /// memory (no temporary copy of its 112 bytes), and the topic is copied
+    /// inline by [`copy_topic`] (no `memcpy` call): this is per-frame work
+    /// the Rust API does not do, so it is kept to a few stores (issue #3's
+    /// budget).
     #[inline(always)]
     fn describe(
         topic_buf: &mut [u8; SHMBUS_MAX_TOPIC_LEN + 1],
@@ -216,26 +217,20 @@ impl SubState {
     ) {
         let topic_len = copy_topic(topic_buf, frame.topic().as_bytes());
         let c = frame.correlation();
-        let o = out.as_mut_ptr();
-        // SAFETY: `o` comes from a `&mut MaybeUninit<shmbus_frame_t>`, so it
-        // is valid and aligned for writes of every field; each field is
-        // written once through a raw place (no reference to the
-        // uninitialised struct is made), and every field is written, so the
-        // struct is fully initialised afterwards.
-        unsafe {
-            std::ptr::addr_of_mut!((*o).topic).write(topic_buf.as_ptr().cast::<c_char>());
-            std::ptr::addr_of_mut!((*o).topic_len).write(topic_len);
-            std::ptr::addr_of_mut!((*o).payload).write(frame.payload().as_ptr());
-            std::ptr::addr_of_mut!((*o).payload_len).write(frame.payload().len());
-            std::ptr::addr_of_mut!((*o).seq).write(frame.seq());
-            std::ptr::addr_of_mut!((*o).timestamp_ns).write(frame.timestamp());
-            std::ptr::addr_of_mut!((*o).producer).write(frame.producer());
-            std::ptr::addr_of_mut!((*o).kind).write(frame.kind().into());
-            std::ptr::addr_of_mut!((*o).event_type).write(frame.event_type().into());
-            std::ptr::addr_of_mut!((*o).correlation_id).write(c.id.to_le_bytes());
-            std::ptr::addr_of_mut!((*o).parent_id).write(c.parent.to_le_bytes());
-            std::ptr::addr_of_mut!((*o).root_id).write(c.root.to_le_bytes());
-        }
+        out.write(shmbus_frame_t {
+            topic: topic_buf.as_ptr().cast::<c_char>(),
+            topic_len,
+            payload: frame.payload().as_ptr(),
+            payload_len: frame.payload().len(),
+            seq: frame.seq(),
+            timestamp_ns: frame.timestamp(),
+            producer: frame.producer(),
+            kind: frame.kind().into(),
+            event_type: frame.event_type().into(),
+            correlation_id: c.id.to_le_bytes(),
+            parent_id: c.parent.to_le_bytes(),
+            root_id: c.root.to_le_bytes(),
+        });
     }
 }
 
