@@ -4,12 +4,14 @@
  *
  *   bench_c inproc FRAMES ROUNDS
  *       One run in this process, printed as one line
- *           publish_ns=X round_ns=Y
+ *           publish_ns=X round_ns=Y recv_ns=Z
  *       publish: FRAMES x shmbus_publish of a 64-byte frame on a 16 MiB bus
  *                with no subscriber (after a warm-up of FRAMES/20);
  *       round:   ROUNDS x (shmbus_publish of one 64-byte frame, then
  *                shmbus_recv(sub, 0, &frame) of it) on a second bus with one
- *                busy-polling subscriber (after a warm-up of ROUNDS/20).
+ *                busy-polling subscriber (after a warm-up of ROUNDS/20);
+ *       recv:    ROUNDS x shmbus_recv(sub, 0, &frame) alone, timed per batch
+ *                of 256 frames published just before (not timed).
  *       The Rust twin is `rust-path --inproc` (benches/src/bin/rust-path.rs):
  *       same buses, same loops, same counts; `rust-path --c-bin bench_c`
  *       runs both, interleaved, and prints the difference.
@@ -151,6 +153,53 @@ static double round_ns(uint64_t rounds) {
     return (double)dt / (double)rounds;
 }
 
+/* Frames per published-then-received batch of recv_ns: 45 KB, inside L2. */
+#define RECV_BATCH 256
+
+/* The receive path alone: ROUNDS x shmbus_recv(sub, 0, &frame), timed per
+ * batch of RECV_BATCH frames published just before (not timed). */
+static double recv_ns(uint64_t rounds) {
+    shmbus_bus_t *bus = create_bus("recv");
+    shmbus_subscribe_options_t opts = shmbus_subscribe_options_default();
+    opts.start = SHMBUS_START_NEWEST;
+    opts.wait = SHMBUS_WAIT_SPIN;
+    shmbus_sub_t *sub = NULL;
+    shmbus_status_t st = shmbus_subscribe_with(bus, "#", &opts, &sub);
+    if (st != SHMBUS_OK) die("shmbus_subscribe_with", st);
+    uint8_t payload[PAYLOAD];
+    memset(payload, 7, sizeof payload);
+    uint64_t batches = (rounds + RECV_BATCH - 1) / RECV_BATCH, warm = batches / 20;
+    uint64_t timed = 0, sum = 0;
+    for (uint64_t b = 0; b < warm + batches; b++) {
+        for (int i = 0; i < RECV_BATCH; i++) {
+            st = shmbus_publish(bus, TOPIC, payload, sizeof payload, NULL);
+            if (st != SHMBUS_OK) die("shmbus_publish", st);
+        }
+        uint64_t t0 = mono_ns();
+        for (int i = 0; i < RECV_BATCH; i++) {
+            shmbus_frame_t f;
+            st = shmbus_recv(sub, 0, &f);
+            if (st != SHMBUS_OK) die("shmbus_recv", st);
+            if (f.payload_len != PAYLOAD) {
+                fprintf(stderr, "bench_c: batch %" PRIu64 ": payload of %zu bytes\n", b, f.payload_len);
+                forget_bus();
+                exit(1);
+            }
+            sum += f.payload[0];
+        }
+        if (b >= warm) timed += mono_ns() - t0;
+    }
+    if (shmbus_sub_missed(sub) != 0 || sum != 7 * (warm + batches) * RECV_BATCH) {
+        fprintf(stderr, "bench_c: recv: missed %" PRIu64 ", bad payloads\n", shmbus_sub_missed(sub));
+        forget_bus();
+        exit(1);
+    }
+    shmbus_sub_close(sub);
+    shmbus_close(bus);
+    forget_bus();
+    return (double)timed / (double)(batches * RECV_BATCH);
+}
+
 /* ------------------------------------------------------- harness children */
 
 /* Value of KEY in the spec "k=v k=v ...", copied to OUT; 0 if absent. */
@@ -283,7 +332,8 @@ int main(int argc, char **argv) {
         }
         double p = publish_ns(frames);
         double r = round_ns(rounds);
-        printf("publish_ns=%.2f round_ns=%.2f\n", p, r);
+        double c = recv_ns(rounds);
+        printf("publish_ns=%.2f round_ns=%.2f recv_ns=%.2f\n", p, r, c);
         return 0;
     }
     fprintf(stderr, "usage: bench_c inproc FRAMES ROUNDS   (or as a harness child: SHMBUS_BENCH_CHILD=...)\n");

@@ -23,7 +23,7 @@ use crate::frame::{Frame, FrameBuf, FrameHeader, Kind, HEADER_LEN};
 use crate::registry::{
     self, E_ABANDONED, E_CORRUPT, E_DELIVERED, E_MISSED, E_NEXT_SEQ, E_POSITION, G_CURSOR, G_DELIVERED, G_MISSED,
 };
-use crate::ring::{Read, Term};
+use crate::ring::{Read, Ring, Term};
 use crate::wait::{self, WaitStrategy};
 
 /// Where a new subscriber starts reading.
@@ -74,6 +74,12 @@ enum Cursor {
 /// ```
 pub struct Subscriber {
     shared: Arc<Shared>,
+    /// `shared.seg.ring`, copied in: every receive reaches the ring's
+    /// mapping and layout in one load from the subscriber, not through the
+    /// `Arc` first (a chain of dependent loads on each call that a caller
+    /// across the C boundary cannot hoist out of its loop). Valid as long
+    /// as `shared`, which owns the mapping, is held.
+    ring: Ring,
     entry: usize,
     cursor: Cursor,
     group_name: Option<String>,
@@ -104,7 +110,7 @@ impl Drop for Subscriber {
         if self.fork_generation != crate::liveness::fork_generation() {
             return;
         }
-        registry::free_sub(&self.shared.seg.ring, self.entry);
+        registry::free_sub(&self.ring, self.entry);
     }
 }
 
@@ -194,6 +200,7 @@ impl Subscriber {
         wait: WaitStrategy,
     ) -> Subscriber {
         Subscriber {
+            ring: shared.seg.ring.clone(),
             claim_timeout: shared.claim_timeout,
             checksum: shared.checksum,
             shared,
@@ -255,7 +262,7 @@ impl Subscriber {
     }
 
     fn group_cursor(&self, index: usize) -> (u64, u64) {
-        let ring = &self.shared.seg.ring;
+        let ring = &self.ring;
         ring.mem.tail(ring.l.group(index) + G_CURSOR).load()
     }
 
@@ -288,7 +295,7 @@ impl Subscriber {
     }
 
     fn wait(&mut self, deadline: wait::Deadline) -> Result<Option<Frame<'_>>> {
-        let mem = self.shared.seg.ring.mem;
+        let mem = self.ring.mem;
         let strategy = self.wait;
         self.shared.seg.check_truncated()?;
         let mut pacing = self.pacing;
@@ -373,7 +380,7 @@ impl Subscriber {
     }
 
     fn publish_entry(&self, pos: u64, next_seq: u64) {
-        let ring = &self.shared.seg.ring;
+        let ring = &self.ring;
         let e = ring.l.sub(self.entry);
         ring.mem.u64_at(e + E_POSITION).store(pos, Relaxed);
         ring.mem.u64_at(e + E_NEXT_SEQ).store(next_seq, Relaxed);
@@ -412,7 +419,7 @@ impl Subscriber {
         if now.saturating_duration_since(since) < self.claim_timeout {
             return None;
         }
-        let ring = self.shared.seg.ring.clone();
+        let ring = self.ring.clone();
         let (tail, _) = ring.tail();
         if pos >= tail || !claimed {
             // Idle (nothing claimed here), or the claim was not seen when
@@ -438,7 +445,7 @@ impl Subscriber {
         };
         let mut found = false;
         for _ in 0..4096 {
-            match self.shared.seg.ring.read(pos, &mut self.buf, &mut self.term) {
+            match self.ring.read(pos, &mut self.buf, &mut self.term) {
                 Read::Frame { len } => {
                     pos = pos.wrapping_add(len as u64);
                     self.stuck = None;
@@ -465,7 +472,7 @@ impl Subscriber {
                     // Honest segment: the oldest retained frame is ahead of us.
                     // If it is not (scribbled partition words), skip to the
                     // tail instead of going back and repeating frames.
-                    let ring = &self.shared.seg.ring;
+                    let ring = &self.ring;
                     let (mut p, mut s) = ring.oldest();
                     if p <= pos {
                         (p, s) = ring.tail();
@@ -497,7 +504,7 @@ impl Subscriber {
     }
 
     fn step_group(&mut self, index: usize, checkpoint: bool) -> bool {
-        let ring = self.shared.seg.ring.clone();
+        let ring = self.ring.clone();
         let g = ring.l.group(index);
         let cursor = ring.mem.tail(g + G_CURSOR);
         let mut found = false;
@@ -567,7 +574,7 @@ impl Subscriber {
 impl Subscriber {
     /// Frames still to read before this subscriber catches up (approximate).
     pub fn lag(&self) -> u64 {
-        let (_, tail_seq) = self.shared.seg.ring.tail();
+        let (_, tail_seq) = self.ring.tail();
         tail_seq.saturating_sub(self.next_seq())
     }
 }

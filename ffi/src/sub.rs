@@ -297,10 +297,13 @@ pub unsafe extern "C" fn shmbus_recv(
         // SAFETY: the caller passes valid or NULL pointers and no other thread uses `sub`.
         let (state, out_frame) = unsafe { (shmbus_sub_t::try_mut(sub, "sub")?, out(out_frame, "out_frame")?) };
         let SubState { sub, topic } = state;
-        let frame = match u64::try_from(timeout_ms) {
-            Err(_) => Some(sub.recv()?),
-            Ok(0) => sub.try_recv()?,
-            Ok(ms) => sub.recv_timeout(Duration::from_millis(ms))?,
+        // Polling (`timeout_ms == 0`) is the per-frame path of a busy
+        // consumer and stays inline; the waits go through one out-of-line
+        // call, so their code does not crowd the polling path's registers.
+        let frame = if timeout_ms == 0 {
+            sub.try_recv()?
+        } else {
+            recv_waiting(sub, timeout_ms)?
         };
         match frame {
             Some(f) => {
@@ -310,6 +313,16 @@ pub unsafe extern "C" fn shmbus_recv(
             None => Ok(SHMBUS_TIMEOUT),
         }
     })
+}
+
+/// `shmbus_recv`'s waiting receive: up to `timeout_ms` milliseconds, or
+/// as long as it takes for a negative value.
+#[inline(never)]
+fn recv_waiting(sub: &mut Subscriber, timeout_ms: i64) -> shmbus_core::Result<Option<Frame<'_>>> {
+    match u64::try_from(timeout_ms) {
+        Err(_) => sub.recv().map(Some),
+        Ok(ms) => sub.recv_timeout(Duration::from_millis(ms)),
+    }
 }
 
 /// A counter of a subscriber, or 0 with the last error set for NULL.
