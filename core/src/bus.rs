@@ -250,7 +250,7 @@ impl Bus {
             correlation_id: meta.correlation.id.to_le_bytes(),
             parent_id: meta.correlation.parent.to_le_bytes(),
             root_id: meta.correlation.root.to_le_bytes(),
-            producer: crate::liveness::pid(),
+            producer: slot.pid,
             payload_len: payload_len as u32,
             kind: meta.kind as u8,
             event_type: meta.event_type as u8,

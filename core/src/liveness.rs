@@ -25,7 +25,19 @@ extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Relaxed);
 }
 
+/// Run the one-time setup if it has not run yet: one atomic load on every
+/// call after the first (it sits on the publish path, through
+/// `fork_generation`).
+#[inline(always)]
 fn init() {
+    if !INIT.is_completed() {
+        init_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn init_slow() {
     INIT.call_once(|| {
         PID.store(std::process::id(), Relaxed);
         // SAFETY: registers a handler that only touches atomics and getpid.

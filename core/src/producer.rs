@@ -24,6 +24,10 @@ pub(crate) struct ThreadSlot {
     fork_generation: u64,
     shared: Weak<Shared>,
     pub(crate) index: usize,
+    /// The pid of the process that owns this slot (the frame header's
+    /// `producer`): fixed for the slot's fork generation, so publish reads
+    /// it here instead of asking `liveness` each time.
+    pub(crate) pid: u32,
     pub(crate) claim_outstanding: Cell<bool>,
     pub(crate) published: Cell<u64>,
     /// This thread's timestamp source.
@@ -150,6 +154,7 @@ fn slot_slow(shared: &Arc<Shared>, generation: u64) -> Result<&ThreadSlot> {
             fork_generation: generation,
             shared: Arc::downgrade(shared),
             index,
+            pid: liveness::pid(),
             claim_outstanding: Cell::new(false),
             published: Cell::new(0),
             clock: Clock::default(),
