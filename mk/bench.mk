@@ -11,7 +11,7 @@
 #                          counts reconcile; part of `make test`
 #   make bench-c           C path vs Rust path (issue #3): builds benches/c/bench_c.c
 #                          against the release libshmbus, runs it and its Rust twin
-#                          (rust-path) interleaved in process (publish, publish+recv),
+#                          (rust-path) interleaved in process (publish, recv, publish+recv),
 #                          then the harness `throughput` scenario with the C
 #                          producer/subscriber processes as peer `shmbus-c`
 #                          (BENCH_C_ARGS="--runs 7 --frames 2000000 --rounds 1000000",
