@@ -115,14 +115,50 @@ static double publish_ns(uint64_t frames) {
     return (double)dt / (double)frames;
 }
 
-static double round_ns(uint64_t rounds) {
-    shmbus_bus_t *bus = create_bus("round");
+/* A subscriber to every topic, from the newest frame on, busy-polling (the
+ * reader of round_ns and recv_ns; the Rust twin's TempBus::spin_subscriber). */
+static shmbus_sub_t *spin_subscriber(shmbus_bus_t *bus) {
     shmbus_subscribe_options_t opts = shmbus_subscribe_options_default();
     opts.start = SHMBUS_START_NEWEST;
     opts.wait = SHMBUS_WAIT_SPIN;
     shmbus_sub_t *sub = NULL;
     shmbus_status_t st = shmbus_subscribe_with(bus, "#", &opts, &sub);
     if (st != SHMBUS_OK) die("shmbus_subscribe_with", st);
+    return sub;
+}
+
+/* Receive the frame just published (shmbus_recv(sub, 0, ...)), inlined into the
+ * timed loops as a C consumer would write it, check its
+ * length and return its first payload byte; `what` and `i` name it in errors. */
+static inline __attribute__((always_inline)) uint8_t recv_one(shmbus_sub_t *sub, const char *what, uint64_t i) {
+    shmbus_frame_t f;
+    shmbus_status_t st = shmbus_recv(sub, 0, &f);
+    if (st != SHMBUS_OK) die("shmbus_recv", st);
+    if (f.payload_len != PAYLOAD) {
+        fprintf(stderr, "bench_c: %s %" PRIu64 ": payload of %zu bytes\n", what, i, f.payload_len);
+        forget_bus();
+        exit(1);
+    }
+    return f.payload[0];
+}
+
+/* Check that nothing was missed and every payload byte summed to `sum` was
+ * 7 (`frames` of them), then close the subscriber and remove the bus. */
+static void finish(shmbus_bus_t *bus, shmbus_sub_t *sub, const char *what, uint64_t sum, uint64_t frames) {
+    if (shmbus_sub_missed(sub) != 0 || sum != 7 * frames) {
+        fprintf(stderr, "bench_c: %s: missed %" PRIu64 ", bad payloads\n", what, shmbus_sub_missed(sub));
+        forget_bus();
+        exit(1);
+    }
+    shmbus_sub_close(sub);
+    shmbus_close(bus);
+    forget_bus();
+}
+
+static double round_ns(uint64_t rounds) {
+    shmbus_bus_t *bus = create_bus("round");
+    shmbus_sub_t *sub = spin_subscriber(bus);
+    shmbus_status_t st;
     uint8_t payload[PAYLOAD];
     memset(payload, 7, sizeof payload);
     uint64_t warm = rounds / 20, t0 = 0;
@@ -131,25 +167,10 @@ static double round_ns(uint64_t rounds) {
         if (i == warm) t0 = mono_ns();
         st = shmbus_publish(bus, TOPIC, payload, sizeof payload, NULL);
         if (st != SHMBUS_OK) die("shmbus_publish", st);
-        shmbus_frame_t f;
-        st = shmbus_recv(sub, 0, &f);
-        if (st != SHMBUS_OK) die("shmbus_recv", st);
-        if (f.payload_len != PAYLOAD) {
-            fprintf(stderr, "bench_c: round %" PRIu64 ": payload of %zu bytes\n", i, f.payload_len);
-            forget_bus();
-            exit(1);
-        }
-        sum += f.payload[0];
+        sum += recv_one(sub, "round", i);
     }
     uint64_t dt = mono_ns() - t0;
-    if (shmbus_sub_missed(sub) != 0 || sum != 7 * (warm + rounds)) {
-        fprintf(stderr, "bench_c: round: missed %" PRIu64 ", bad payloads\n", shmbus_sub_missed(sub));
-        forget_bus();
-        exit(1);
-    }
-    shmbus_sub_close(sub);
-    shmbus_close(bus);
-    forget_bus();
+    finish(bus, sub, "round", sum, warm + rounds);
     return (double)dt / (double)rounds;
 }
 
@@ -160,12 +181,8 @@ static double round_ns(uint64_t rounds) {
  * batch of RECV_BATCH frames published just before (not timed). */
 static double recv_ns(uint64_t rounds) {
     shmbus_bus_t *bus = create_bus("recv");
-    shmbus_subscribe_options_t opts = shmbus_subscribe_options_default();
-    opts.start = SHMBUS_START_NEWEST;
-    opts.wait = SHMBUS_WAIT_SPIN;
-    shmbus_sub_t *sub = NULL;
-    shmbus_status_t st = shmbus_subscribe_with(bus, "#", &opts, &sub);
-    if (st != SHMBUS_OK) die("shmbus_subscribe_with", st);
+    shmbus_sub_t *sub = spin_subscriber(bus);
+    shmbus_status_t st;
     uint8_t payload[PAYLOAD];
     memset(payload, 7, sizeof payload);
     uint64_t batches = (rounds + RECV_BATCH - 1) / RECV_BATCH, warm = batches / 20;
@@ -177,26 +194,11 @@ static double recv_ns(uint64_t rounds) {
         }
         uint64_t t0 = mono_ns();
         for (int i = 0; i < RECV_BATCH; i++) {
-            shmbus_frame_t f;
-            st = shmbus_recv(sub, 0, &f);
-            if (st != SHMBUS_OK) die("shmbus_recv", st);
-            if (f.payload_len != PAYLOAD) {
-                fprintf(stderr, "bench_c: batch %" PRIu64 ": payload of %zu bytes\n", b, f.payload_len);
-                forget_bus();
-                exit(1);
-            }
-            sum += f.payload[0];
+            sum += recv_one(sub, "batch", b);
         }
         if (b >= warm) timed += mono_ns() - t0;
     }
-    if (shmbus_sub_missed(sub) != 0 || sum != 7 * (warm + batches) * RECV_BATCH) {
-        fprintf(stderr, "bench_c: recv: missed %" PRIu64 ", bad payloads\n", shmbus_sub_missed(sub));
-        forget_bus();
-        exit(1);
-    }
-    shmbus_sub_close(sub);
-    shmbus_close(bus);
-    forget_bus();
+    finish(bus, sub, "recv", sum, (warm + batches) * RECV_BATCH);
     return (double)timed / (double)(batches * RECV_BATCH);
 }
 

@@ -2,7 +2,7 @@
 //! `rust-path` and `publish-loop` programs) creates its buses through this,
 //! so nothing is left in /dev/shm, also when a run panics.
 
-use shmbus::{Bus, Config};
+use shmbus::{Bus, Config, Filter, Start, SubscribeOptions, Subscriber, WaitStrategy};
 
 /// A bus created for a benchmark and removed when dropped (also on panic).
 ///
@@ -40,6 +40,18 @@ impl TempBus {
     /// The bus.
     pub fn bus(&self) -> &Bus {
         self.bus.as_ref().expect("open until dropped")
+    }
+
+    /// A subscriber to every topic, from the newest frame on, that
+    /// busy-polls (the reader of the in-process benchmarks).
+    pub fn spin_subscriber(&self) -> Result<Subscriber, shmbus::Error> {
+        self.bus().subscribe_with(
+            Filter::all(),
+            SubscribeOptions {
+                start: Start::Newest,
+                wait: WaitStrategy::Spin,
+            },
+        )
     }
 }
 

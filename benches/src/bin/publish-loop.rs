@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use shmbus::{Config, Filter, Start, SubscribeOptions, WaitStrategy};
+use shmbus::Config;
 use shmbus_benches::TempBus;
 
 fn main() {
@@ -27,15 +27,7 @@ fn main() {
     let payload = vec![7u8; size];
     std::thread::scope(|s| {
         let reader = spin_sub.then(|| {
-            let mut sub = bus
-                .subscribe_with(
-                    Filter::all(),
-                    SubscribeOptions {
-                        start: Start::Newest,
-                        wait: WaitStrategy::Spin,
-                    },
-                )
-                .expect("subscribe");
+            let mut sub = tb.spin_subscriber().expect("subscribe");
             let stop = &stop;
             s.spawn(move || {
                 let mut n = 0u64;

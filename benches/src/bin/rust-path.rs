@@ -24,7 +24,7 @@ use std::hint::black_box;
 use std::process::Command;
 use std::time::Instant;
 
-use shmbus::{Config, Filter, Start, SubscribeOptions, WaitStrategy};
+use shmbus::Config;
 use shmbus_benches::TempBus;
 
 const TOPIC: &str = "bench.data";
@@ -54,15 +54,7 @@ fn publish_ns(frames: u64) -> f64 {
 fn round_ns(rounds: u64) -> f64 {
     let tb = temp_bus("round");
     let bus = tb.bus();
-    let mut sub = bus
-        .subscribe_with(
-            Filter::all(),
-            SubscribeOptions {
-                start: Start::Newest,
-                wait: WaitStrategy::Spin,
-            },
-        )
-        .expect("subscribe");
+    let mut sub = tb.spin_subscriber().expect("subscribe");
     let payload = [7u8; PAYLOAD];
     let warm = rounds / 20;
     let mut t0 = Instant::now();
@@ -96,15 +88,7 @@ const RECV_BATCH: u64 = 256;
 fn recv_ns(frames: u64) -> f64 {
     let tb = temp_bus("recv");
     let bus = tb.bus();
-    let mut sub = bus
-        .subscribe_with(
-            Filter::all(),
-            SubscribeOptions {
-                start: Start::Newest,
-                wait: WaitStrategy::Spin,
-            },
-        )
-        .expect("subscribe");
+    let mut sub = tb.spin_subscriber().expect("subscribe");
     let payload = [7u8; PAYLOAD];
     let batches = frames.div_ceil(RECV_BATCH);
     let warm = batches / 20;
