@@ -14,10 +14,9 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
-use hdrhistogram::Histogram;
 use shmbus::WaitStrategy;
 
-use super::util::{group_idle, mono_ns, new_hist, pin_current_thread, read_stamp, stamp};
+use super::util::{group_idle, mono_ns, pin_current_thread, read_stamp, stamp, RttLog};
 use super::{Flow, FlowOutcome, LatencyOutcome};
 
 /// Run `$body` with `N` bound to the payload size (one of the supported sizes).
@@ -138,13 +137,13 @@ fn latency_n<const N: usize>(
             }
             Ok(())
         });
-        let ping = s.spawn(|| -> Result<(Histogram<u64>, u64), String> {
+        let ping = s.spawn(|| -> Result<(RttLog, u64), String> {
             let pinned = cpus.map(|(c, _)| pin_current_thread(c)).transpose();
             ping_thread.set(std::thread::current()).expect("set once");
             barrier.wait();
             pinned?;
             let pong = pong_thread.get().expect("set before the barrier");
-            let mut hist = new_hist();
+            let mut log = RttLog::with_capacity(n);
             let mut from = mono_ns();
             let mut buf = [0u8; N];
             for i in 0..warmup + n {
@@ -163,15 +162,18 @@ fn latency_n<const N: usize>(
                     return Err(format!("crossbeam round trip {i}: wrong echo"));
                 }
                 if i >= warmup {
-                    hist.saturating_record((dt.as_nanos() as u64 / 2).max(1));
+                    log.record(dt.as_nanos() as u64 / 2);
                 }
             }
-            Ok((hist, mono_ns() - from))
+            Ok((log, mono_ns() - from))
         });
-        let (hist, elapsed_ns) = ping.join().map_err(|_| "ping thread panicked".to_string())??;
+        let (log, elapsed_ns) = ping.join().map_err(|_| "ping thread panicked".to_string())??;
         pong.join().map_err(|_| "pong thread panicked".to_string())??;
+        let (hist, steady, fast_ns) = log.histograms();
         Ok(LatencyOutcome {
             hist,
+            steady,
+            fast_ns,
             elapsed_ns,
             round_trips: n,
         })

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use shmbus::{Bus, Filter, Start, SubscribeOptions, WaitStrategy};
 
-use super::util::{group_idle, hist_encode, mono_ns, new_hist, pin_current_thread, read_stamp, stamp, Kv, TOPIC};
+use super::util::{group_idle, hist_encode, mono_ns, pin_current_thread, read_stamp, stamp, Kv, RttLog, TOPIC};
 
 /// Environment variable naming the role of a harness child.
 pub(crate) const ENV: &str = "SHMBUS_BENCH_CHILD";
@@ -243,7 +243,7 @@ fn latency_role(spec: &Kv, ping: bool, deadline_ms: u64) -> Result<Option<Kv>, S
     let warmup = spec.num("warmup")?;
     let size = spec.num("payload")? as usize;
     let mut payload = vec![0u8; size];
-    let mut hist = new_hist();
+    let mut log = RttLog::with_capacity(n);
     if !ready_then_wait_go()? {
         return Ok(None);
     }
@@ -264,7 +264,7 @@ fn latency_role(spec: &Kv, ping: bool, deadline_ms: u64) -> Result<Option<Kv>, S
                 return Err(format!("round trip {i}: wrong echo"));
             }
             if i >= warmup {
-                hist.saturating_record((dt.as_nanos() as u64 / 2).max(1));
+                log.record(dt.as_nanos() as u64 / 2);
             }
         } else {
             let f = sub.recv_until(Some(deadline)).map_err(err)?.ok_or_else(|| timeout(i))?;
@@ -274,7 +274,11 @@ fn latency_role(spec: &Kv, ping: bool, deadline_ms: u64) -> Result<Option<Kv>, S
     let elapsed = mono_ns() - measured_from;
     let mut kv = Kv::new().set("elapsed_ns", elapsed).set("round_trips", n);
     if ping {
-        kv = kv.set("hist", hist_encode(&hist));
+        let (all, steady, fast) = log.histograms();
+        kv = kv
+            .set("hist", hist_encode(&all))
+            .set("steady", hist_encode(&steady))
+            .set("fast_ns", fast);
     }
     Ok(Some(kv))
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use iceoryx2::prelude::*;
 
 use super::child::start_all;
-use super::util::{hist_encode, mono_ns, new_hist, read_stamp, stamp, unique_name, Kv};
+use super::util::{hist_encode, mono_ns, read_stamp, stamp, unique_name, Kv, RttLog};
 use super::{base_spec, ping_pong, FlowOutcome, LatencyOutcome};
 
 type Ports = (
@@ -82,7 +82,7 @@ pub(crate) fn run_role(
             let ping = role == "ice-ping";
             let (p, s) = ports(&node, spec.str("out")?, spec.str("in")?, size, 16)?;
             let (n, warmup) = (spec.num("n")?, spec.num("warmup")?);
-            let mut hist = new_hist();
+            let mut log = RttLog::with_capacity(n);
             if !ready_then_wait_go()? {
                 return Ok(None);
             }
@@ -114,7 +114,7 @@ pub(crate) fn run_role(
                         return Err(format!("iceoryx2 round trip {i}: wrong echo"));
                     }
                     if i >= warmup {
-                        hist.saturating_record((dt.as_nanos() as u64 / 2).max(1));
+                        log.record(dt.as_nanos() as u64 / 2);
                     }
                 } else {
                     send(&p, sample.payload())?;
@@ -122,7 +122,11 @@ pub(crate) fn run_role(
             }
             let mut kv = Kv::new().set("elapsed_ns", mono_ns() - from).set("round_trips", n);
             if ping {
-                kv = kv.set("hist", hist_encode(&hist));
+                let (all, steady, fast) = log.histograms();
+                kv = kv
+                    .set("hist", hist_encode(&all))
+                    .set("steady", hist_encode(&steady))
+                    .set("fast_ns", fast);
             }
             Ok(Some(kv))
         }

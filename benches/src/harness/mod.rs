@@ -118,6 +118,11 @@ pub struct ScenarioResult {
     pub p999_ns: Option<f64>,
     /// Largest sample, ns.
     pub max_ns: Option<f64>,
+    /// Latency only: the share of round trips in slow episodes, stretches
+    /// where the host placed the two vCPUs far apart (see `util::RttLog`).
+    pub slow_episode_share: Option<f64>,
+    /// Latency only: the 99th percentile outside slow episodes, ns.
+    pub steady_p99_ns: Option<f64>,
     /// Frames delivered over all runs (summed over subscribers), or measured
     /// round trips for latency.
     pub delivered: u64,
@@ -174,6 +179,10 @@ impl Flow {
 /// One run of a latency scenario.
 pub(crate) struct LatencyOutcome {
     pub(crate) hist: Histogram<u64>,
+    /// The samples outside slow episodes (see `util::RttLog`).
+    pub(crate) steady: Histogram<u64>,
+    /// The run's fast level, ns (see `util::RttLog::histograms`).
+    pub(crate) fast_ns: u64,
     pub(crate) elapsed_ns: u64,
     pub(crate) round_trips: u64,
 }
@@ -615,10 +624,13 @@ pub(crate) fn ping_pong(
     let mut kids = start_all(&specs, deadline)?;
     let ping = kids[1].result(deadline)?;
     kids[0].result(deadline)?;
-    let mut hist = new_hist();
+    let (mut hist, mut steady) = (new_hist(), new_hist());
     hist_merge_encoded(&mut hist, ping.str("hist")?)?;
+    hist_merge_encoded(&mut steady, ping.str("steady")?)?;
     Ok(LatencyOutcome {
         hist,
+        steady,
+        fast_ns: ping.num("fast_ns")?,
         elapsed_ns: ping.num("elapsed_ns")?,
         round_trips: ping.num("round_trips")?,
     })
@@ -743,11 +755,28 @@ fn summarize_latency(
         .iter()
         .map(|o| o.round_trips as f64 / (o.elapsed_ns.max(1) as f64 / 1e9))
         .collect();
-    let mut hist = new_hist();
+    // A run whose fast level is over twice the best run's sat in the slow
+    // placement throughout: all of it is one slow episode.
+    let best_fast = runs.iter().map(|o| o.fast_ns).min().unwrap_or(0);
+    let (mut hist, mut steady) = (new_hist(), new_hist());
     for o in runs {
         let _ = hist.add(&o.hist);
+        if o.fast_ns <= best_fast.saturating_mul(2) {
+            let _ = steady.add(&o.steady);
+        }
     }
     let q = |x: f64| (!hist.is_empty()).then(|| hist.value_at_quantile(x) as f64);
+    let slow_share = (!hist.is_empty()).then(|| 1.0 - steady.len() as f64 / hist.len() as f64);
+    let steady_q = |x: f64| (!steady.is_empty()).then(|| steady.value_at_quantile(x) as f64);
+    let episodes = format!(
+        "; slow episodes {} of round trips (windows of {} rt, or whole runs, with a median over 2x the fastest tenth), \
+         outside them p50 {} p99 {} p99.9 {}",
+        slow_share.map_or_else(|| "-".to_string(), |f| format!("{:.1}%", f * 100.0)),
+        util::EPISODE_WINDOW,
+        fmt_ns(steady_q(0.5)),
+        fmt_ns(steady_q(0.99)),
+        fmt_ns(steady_q(0.999)),
+    );
     let spread = (
         rates.iter().copied().fold(f64::INFINITY, f64::min),
         rates.iter().copied().fold(0.0, f64::max),
@@ -763,9 +792,11 @@ fn summarize_latency(
         p99_ns: q(0.99),
         p999_ns: q(0.999),
         max_ns: (!hist.is_empty()).then(|| hist.max() as f64),
+        slow_episode_share: slow_share,
+        steady_p99_ns: steady_q(0.99),
         delivered: runs.iter().map(|o| o.round_trips).sum(),
         missed: 0,
-        note: format!("{note}; rate = round trips/s"),
+        note: format!("{note}; rate = round trips/s{episodes}"),
     }
 }
 
@@ -790,6 +821,8 @@ fn summarize_flow(flow: Flow, peer: &str, payload: usize, runs: &[FlowOutcome], 
         p50_ns: None,
         p99_ns: None,
         p999_ns: None,
+        slow_episode_share: None,
+        steady_p99_ns: None,
         max_ns: None,
         delivered: runs.iter().map(|o| o.delivered).sum(),
         missed: runs.iter().map(|o| o.missed).sum(),
@@ -951,7 +984,8 @@ pub fn to_json(results: &[ScenarioResult]) -> String {
                 .unwrap_or_else(|| "null".to_string());
             format!(
                 "{{\"scenario\":{},\"peer\":{},\"payload\":{},\"runs\":{},\"median_mps\":{},\"spread_mps\":[{},{}],\
-                 \"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},\"delivered\":{},\"missed\":{},\
+                 \"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},\"slow_episode_share\":{},\"steady_p99_ns\":{},\
+                 \"delivered\":{},\"missed\":{},\
                  \"note\":{},\"ratio_vs_crossbeam\":{}}}",
                 json_str(&r.scenario),
                 json_str(&r.peer),
@@ -964,6 +998,8 @@ pub fn to_json(results: &[ScenarioResult]) -> String {
                 json_opt(r.p99_ns),
                 json_opt(r.p999_ns),
                 json_opt(r.max_ns),
+                json_opt(r.slow_episode_share),
+                json_opt(r.steady_p99_ns),
                 r.delivered,
                 r.missed,
                 json_str(&r.note),
@@ -1014,6 +1050,34 @@ mod tests {
     }
 
     #[test]
+    fn slow_episodes_are_windows_not_single_round_trips() {
+        // 1,000 fast round trips, a 300-round-trip stretch at 5x, 1,000 fast
+        // again with isolated slow ones: only the stretch is an episode.
+        let mut log = util::RttLog::with_capacity(2300);
+        for i in 0..2300u64 {
+            let episode = (1000..1300).contains(&i);
+            let isolated = !episode && i % 50 == 7;
+            log.record(if episode {
+                500
+            } else if isolated {
+                900
+            } else {
+                100
+            });
+        }
+        let (all, steady, fast) = log.histograms();
+        assert_eq!(fast, 100);
+        assert_eq!(all.len(), 2300);
+        assert_eq!(all.len() - steady.len(), 300, "the three windows of the stretch");
+        assert_eq!(steady.value_at_quantile(0.5), 100);
+        assert!(
+            steady.max() >= 900,
+            "isolated slow round trips stay in the steady histogram"
+        );
+        assert!(all.value_at_quantile(0.99) >= 500);
+    }
+
+    #[test]
     fn median_and_table() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
@@ -1027,6 +1091,8 @@ mod tests {
             p50_ns: None,
             p99_ns: None,
             p999_ns: None,
+            slow_episode_share: None,
+            steady_p99_ns: None,
             max_ns: None,
             delivered: 10,
             missed: 0,

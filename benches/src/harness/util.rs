@@ -159,6 +159,60 @@ pub(crate) fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
 }
 
+/// Round trips per window when [`RttLog`] looks for slow episodes.
+pub(crate) const EPISODE_WINDOW: usize = 100;
+
+/// The one-way latencies of one ping-pong run, in order.
+///
+/// Besides the histogram of every sample, it separates *slow episodes*. On
+/// a shared VM the host sometimes places the two vCPUs where a cache-line
+/// transfer costs 2-3x more, for stretches of hundreds to thousands of round
+/// trips. Those stretches, not isolated slow round trips, make the p99 of a
+/// run (BENCHMARKS.md, fourth session: 92-99 % of the round trips over
+/// 400 ns had another one within 3 round trips). A window of
+/// [`EPISODE_WINDOW`] round trips belongs to a slow episode when its median
+/// is more than twice the 10th percentile of all window medians (the run's
+/// fast level); the *steady* histogram holds the samples of the other windows.
+/// A run can also sit in the slow placement from start to end: the summary
+/// compares the runs' fast levels and counts such a run as one episode.
+pub(crate) struct RttLog(Vec<u64>);
+
+impl RttLog {
+    pub(crate) fn with_capacity(n: u64) -> RttLog {
+        RttLog(Vec::with_capacity(usize::try_from(n).unwrap_or(0)))
+    }
+
+    /// Record one round trip's one-way latency (half the round trip).
+    pub(crate) fn record(&mut self, one_way_ns: u64) {
+        self.0.push(one_way_ns.max(1));
+    }
+
+    /// The histogram of every sample, the steady one (outside slow
+    /// episodes), and the run's fast level in ns (the 10th percentile of the
+    /// window medians).
+    pub(crate) fn histograms(&self) -> (Histogram<u64>, Histogram<u64>, u64) {
+        let (mut all, mut steady) = (new_hist(), new_hist());
+        let median = |w: &[u64]| {
+            let mut v = w.to_vec();
+            v.sort_unstable();
+            v[v.len() / 2]
+        };
+        let mut medians: Vec<u64> = self.0.chunks(EPISODE_WINDOW).map(median).collect();
+        medians.sort_unstable();
+        let fast = medians.get(medians.len() / 10).copied().unwrap_or(0);
+        for w in self.0.chunks(EPISODE_WINDOW) {
+            let slow = median(w) > fast.saturating_mul(2);
+            for &x in w {
+                all.saturating_record(x);
+                if !slow {
+                    steady.saturating_record(x);
+                }
+            }
+        }
+        (all, steady, fast)
+    }
+}
+
 /// Histogram as `value:count,...` (for the child's `RESULT` line).
 pub(crate) fn hist_encode(h: &Histogram<u64>) -> String {
     let parts: Vec<String> = h
