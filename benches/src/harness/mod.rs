@@ -391,15 +391,17 @@ fn run_latency(
             wait_name(v.wait)
         )
     };
+    let spin = v.wait == WaitStrategy::Spin;
     #[allow(unused_mut)]
     let mut out = vec![
-        summarize_latency(v.scenario, "shmbus", size, &shm, note("; 2 MiB buses")),
+        summarize_latency(v.scenario, "shmbus", size, &shm, note("; 2 MiB buses"), spin),
         summarize_latency(
             v.scenario,
             "shmbus-spsc",
             size,
             &spsc,
             note("; 2 MiB buses, single_producer"),
+            spin,
         ),
         summarize_latency(
             v.scenario,
@@ -407,6 +409,7 @@ fn run_latency(
             size,
             &cb,
             note("; threads; park = std::thread::park"),
+            spin,
         ),
     ];
     #[cfg(feature = "iceoryx2")]
@@ -417,6 +420,7 @@ fn run_latency(
             size,
             &ice,
             note("; busy-poll receive()"),
+            spin,
         ));
     }
     Ok(out)
@@ -744,12 +748,16 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// `spin`: both sides busy-polled, so a slow episode means the placement
+/// changed (see `util::RttLog`); parked waits are multimodal by nature and
+/// get no episode figures.
 fn summarize_latency(
     scenario: &str,
     peer: &str,
     payload: usize,
     runs: &[LatencyOutcome],
     note: String,
+    spin: bool,
 ) -> ScenarioResult {
     let mut rates: Vec<f64> = runs
         .iter()
@@ -766,9 +774,12 @@ fn summarize_latency(
         }
     }
     let q = |x: f64| (!hist.is_empty()).then(|| hist.value_at_quantile(x) as f64);
-    let slow_share = (!hist.is_empty()).then(|| 1.0 - steady.len() as f64 / hist.len() as f64);
-    let steady_q = |x: f64| (!steady.is_empty()).then(|| steady.value_at_quantile(x) as f64);
-    let episodes = format!(
+    let slow_share = (spin && !hist.is_empty()).then(|| 1.0 - steady.len() as f64 / hist.len() as f64);
+    let steady_q = |x: f64| (spin && !steady.is_empty()).then(|| steady.value_at_quantile(x) as f64);
+    let episodes = if !spin {
+        String::new()
+    } else {
+        format!(
         "; slow episodes {} of round trips (windows of {} rt, or whole runs, with a median over 2x the fastest tenth), \
          outside them p50 {} p99 {} p99.9 {}",
         slow_share.map_or_else(|| "-".to_string(), |f| format!("{:.1}%", f * 100.0)),
@@ -776,7 +787,8 @@ fn summarize_latency(
         fmt_ns(steady_q(0.5)),
         fmt_ns(steady_q(0.99)),
         fmt_ns(steady_q(0.999)),
-    );
+        )
+    };
     let spread = (
         rates.iter().copied().fold(f64::INFINITY, f64::min),
         rates.iter().copied().fold(0.0, f64::max),
