@@ -8,7 +8,10 @@
 //! `ArrayQueue` baseline (and iceoryx2, with the `iceoryx2` feature) is
 //! measured in the same run, interleaved with shmbus (A B A B ...), over
 //! many short runs; the table reports medians, min..max spreads and the
-//! ratio of shmbus to crossbeam per scenario.
+//! ratio of shmbus to crossbeam per scenario. Busy-polling latency results
+//! also give, in their notes and JSON, the share of round trips spent in
+//! *slow episodes* (stretches where the host placed the two vCPUs far
+//! apart; see `util::RttLog`) and the percentiles outside them.
 //!
 //! ```no_run
 //! use shmbus_benches::harness::{self, Options};
