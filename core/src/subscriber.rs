@@ -419,15 +419,14 @@ impl Subscriber {
         if now.saturating_duration_since(since) < self.claim_timeout {
             return None;
         }
-        let ring = self.ring.clone();
-        let (tail, _) = ring.tail();
+        let (tail, _) = self.ring.tail();
         if pos >= tail || !claimed {
             // Idle (nothing claimed here), or the claim was not seen when
             // this wait started: (re)start the clock, now knowing.
             self.stuck = Some((pos, now, pos < tail));
             return None;
         }
-        let next = ring.scan_past(pos, &mut self.buf, &mut self.term);
+        let next = self.ring.scan_past(pos, &mut self.buf, &mut self.term);
         self.stuck = match next {
             Some(_) => None,
             None => Some((pos, now, true)),
@@ -437,9 +436,9 @@ impl Subscriber {
 
     #[inline(always)]
     fn step_own(&mut self, checkpoint: bool) -> bool {
-        // The ring is reached through the field path at each use (a borrow
-        // of `self.shared` alone, disjoint from `self.buf`) rather than
-        // cloned: the clone copied the whole 112-byte `Ring` on every call.
+        // The ring is reached through `self.ring` at each use (a borrow of
+        // that field alone, disjoint from `self.buf`) rather than cloned:
+        // a clone copies the whole 112-byte `Ring` on every call.
         let Cursor::Own { mut pos, mut next_seq } = self.cursor else {
             unreachable!()
         };
@@ -504,15 +503,17 @@ impl Subscriber {
     }
 
     fn step_group(&mut self, index: usize, checkpoint: bool) -> bool {
-        let ring = self.ring.clone();
-        let g = ring.l.group(index);
-        let cursor = ring.mem.tail(g + G_CURSOR);
+        // As in `step_own`, no copy of the ring: `mem` is a 16-byte view
+        // and everything else is reached through `self.ring` at each use.
+        let mem = self.ring.mem;
+        let g = self.ring.l.group(index);
+        let cursor = mem.tail(g + G_CURSOR);
         let mut found = false;
         let mut last = (0, 0);
         for _ in 0..4096 {
             let (pos, seq) = cursor.load();
             last = (pos, seq);
-            match ring.read(pos, &mut self.buf, &mut self.term) {
+            match self.ring.read(pos, &mut self.buf, &mut self.term) {
                 Read::Frame { len } => {
                     let intact = self.intact_peek(len);
                     let h_seq = self.header().seq;
@@ -535,7 +536,7 @@ impl Subscriber {
                     }
                     if self.deliverable() {
                         self.delivered += 1;
-                        ring.mem.u64_at(g + G_DELIVERED).fetch_add(1, Relaxed);
+                        mem.u64_at(g + G_DELIVERED).fetch_add(1, Relaxed);
                         found = true;
                         break;
                     }
@@ -544,18 +545,18 @@ impl Subscriber {
                     cursor.cas((pos, seq), (next, seq));
                 }
                 Read::Lapped => {
-                    let (mut p, mut s) = ring.oldest();
+                    let (mut p, mut s) = self.ring.oldest();
                     if p <= pos {
-                        (p, s) = ring.tail(); // scribbled: never go back
+                        (p, s) = self.ring.tail(); // scribbled: never go back
                     }
                     let p = p.max(pos);
-                    let s = s.min(ring.tail().1).max(seq);
+                    let s = s.min(self.ring.tail().1).max(seq);
                     if (p, s) == (pos, seq) {
                         break; // no way forward (scribbled): see step_own
                     }
                     if cursor.cas((pos, seq), (p, s)) {
                         self.missed = self.missed.saturating_add(s - seq);
-                        ring.mem.u64_at(g + G_MISSED).fetch_add(s - seq, Relaxed);
+                        mem.u64_at(g + G_MISSED).fetch_add(s - seq, Relaxed);
                     }
                 }
                 Read::Empty => match self.skip_abandoned(pos, checkpoint) {
