@@ -1304,8 +1304,6 @@ impl fmt::Debug for Matcher {
 mod tests {
     use super::*;
 
-    /// The cache's inline comparison agrees with `==` for every length up
-    /// to 40 and a difference at every position.
     #[test]
     fn topic_memo_knows_exactly_the_remembered_topic() {
         for n in 1..40usize {
@@ -1334,6 +1332,8 @@ mod tests {
         }
     }
 
+    /// The cache's inline comparison agrees with `==` for every length up
+    /// to 40 and a difference at every position.
     #[test]
     fn same_bytes_matches_slice_equality() {
         for n in 0..40usize {
