@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use shmbus::{Bus, Filter, Start, SubscribeOptions, WaitStrategy};
 
-use super::util::{group_idle, hist_encode, mono_ns, pin_current_thread, read_stamp, stamp, Kv, RttLog, TOPIC};
+use super::util::{group_idle, mono_ns, pin_current_thread, read_stamp, stamp, Kv, RttLog, TOPIC};
 
 /// Environment variable naming the role of a harness child.
 pub(crate) const ENV: &str = "SHMBUS_BENCH_CHILD";
@@ -274,11 +274,7 @@ fn latency_role(spec: &Kv, ping: bool, deadline_ms: u64) -> Result<Option<Kv>, S
     let elapsed = mono_ns() - measured_from;
     let mut kv = Kv::new().set("elapsed_ns", elapsed).set("round_trips", n);
     if ping {
-        let (all, steady, fast) = log.histograms();
-        kv = kv
-            .set("hist", hist_encode(&all))
-            .set("steady", hist_encode(&steady))
-            .set("fast_ns", fast);
+        kv = log.add_to(kv);
     }
     Ok(Some(kv))
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use iceoryx2::prelude::*;
 
 use super::child::start_all;
-use super::util::{hist_encode, mono_ns, read_stamp, stamp, unique_name, Kv, RttLog};
+use super::util::{mono_ns, read_stamp, stamp, unique_name, Kv, RttLog};
 use super::{base_spec, ping_pong, FlowOutcome, LatencyOutcome};
 
 type Ports = (
@@ -122,11 +122,7 @@ pub(crate) fn run_role(
             }
             let mut kv = Kv::new().set("elapsed_ns", mono_ns() - from).set("round_trips", n);
             if ping {
-                let (all, steady, fast) = log.histograms();
-                kv = kv
-                    .set("hist", hist_encode(&all))
-                    .set("steady", hist_encode(&steady))
-                    .set("fast_ns", fast);
+                kv = log.add_to(kv);
             }
             Ok(Some(kv))
         }

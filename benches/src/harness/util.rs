@@ -197,11 +197,12 @@ impl RttLog {
             v.sort_unstable();
             v[v.len() / 2]
         };
-        let mut medians: Vec<u64> = self.0.chunks(EPISODE_WINDOW).map(median).collect();
-        medians.sort_unstable();
-        let fast = medians.get(medians.len() / 10).copied().unwrap_or(0);
-        for w in self.0.chunks(EPISODE_WINDOW) {
-            let slow = median(w) > fast.saturating_mul(2);
+        let medians: Vec<u64> = self.0.chunks(EPISODE_WINDOW).map(median).collect();
+        let mut sorted = medians.clone();
+        sorted.sort_unstable();
+        let fast = sorted.get(sorted.len() / 10).copied().unwrap_or(0);
+        for (w, &m) in self.0.chunks(EPISODE_WINDOW).zip(&medians) {
+            let slow = m > fast.saturating_mul(2);
             for &x in w {
                 all.saturating_record(x);
                 if !slow {
@@ -210,6 +211,15 @@ impl RttLog {
             }
         }
         (all, steady, fast)
+    }
+
+    /// `kv` with this run's histograms and fast level added, for a pinger
+    /// child's `RESULT` line (read back by `harness::ping_pong`).
+    pub(crate) fn add_to(&self, kv: Kv) -> Kv {
+        let (all, steady, fast) = self.histograms();
+        kv.set("hist", hist_encode(&all))
+            .set("steady", hist_encode(&steady))
+            .set("fast_ns", fast)
     }
 }
 
