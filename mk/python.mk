@@ -6,10 +6,16 @@
 
 PYTEST_TIMEOUT ?= 120
 
-TEST_TARGETS += test-python python-lint
-BENCH_TARGETS += bench-python
+TEST_TARGETS += test-python python-lint test-bench-smoke-python
+BENCH_TARGETS += bench-python bench-harness-python
 
-.PHONY: test-python bench-python python-install python-lint
+# The harness's Python peer (`shmbus-py`): a program that runs
+# python/bench/peer.py under the venv's interpreter, named to the harness by
+# SHMBUS_BENCH_PY (benches/src/harness/mod.rs, PY_PEER_ENV).
+PY_PEER := build/bench/py_peer
+PY_PEER_HARNESS_ARGS ?= --scenarios latency,latency-park,throughput,mpsc,fanout --sizes 64
+
+.PHONY: test-python bench-python python-install python-lint bench-harness-python test-bench-smoke-python
 
 python-install: venv
 	$(PY) -m pip install --quiet ./python
@@ -22,3 +28,22 @@ bench-python: python-install
 
 python-lint:
 	cd python && $(CARGO) fmt -- --check && $(CARGO) clippy --all-targets -- -D warnings
+
+$(PY_PEER): python-install python/bench/peer.py
+	@mkdir -p $(dir $@)
+	printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' "$(PY)" "$(CURDIR)/python/bench/peer.py" > $@
+	chmod +x $@
+
+# Harness scenarios with the Python processes as peer `shmbus-py`, next to
+# the Rust ones and crossbeam in one table.
+bench-harness-python: $(PY_PEER)
+	$(CARGO) build --release -p shmbus-benches --bin harness
+	SHMBUS_BENCH_PY=$(CURDIR)/$(PY_PEER) ./target/release/harness $(PY_PEER_HARNESS_ARGS)
+
+# Part of `make test`: a seconds-long harness run with the Python peer, so
+# peer.py keeps speaking the child protocol and its counts reconcile.
+test-bench-smoke-python: $(PY_PEER)
+	$(CARGO) build --release -p shmbus-benches --bin harness
+	SHMBUS_BENCH_PY=$(CURDIR)/$(PY_PEER) ./target/release/harness $(SMOKE_ARGS) \
+	  --scenarios latency,latency-park,throughput,mpsc,fanout > /dev/null
+	@echo "test-bench-smoke-python: harness with the Python peer completed, counts reconciled"

@@ -125,13 +125,9 @@ impl Drop for ChildProc {
     }
 }
 
-/// Spawn all `specs`, wait until every child is ready, then start them all.
-/// Children start in the order given (put subscribers first).
-pub(crate) fn start_all(specs: &[Kv], deadline: Instant) -> Result<Vec<ChildProc>, String> {
-    start_all_exe(None, specs, deadline)
-}
-
-/// [`start_all`] with the children run by `exe` instead of `current_exe`.
+/// Spawn all `specs` (children run by `exe`, or by `current_exe` if `None`),
+/// wait until every child is ready, then start them all. Children start in
+/// the order given (put subscribers first).
 pub(crate) fn start_all_exe(exe: Option<&Path>, specs: &[Kv], deadline: Instant) -> Result<Vec<ChildProc>, String> {
     let mut kids = Vec::with_capacity(specs.len());
     for s in specs {

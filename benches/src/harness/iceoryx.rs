@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use iceoryx2::prelude::*;
 
-use super::child::start_all;
+use super::child::start_all_exe;
 use super::util::{mono_ns, read_stamp, stamp, unique_name, Kv, RttLog};
 use super::{base_spec, ping_pong, FlowOutcome, LatencyOutcome};
 
@@ -207,7 +207,7 @@ pub(crate) fn latency(
 ) -> Result<LatencyOutcome, String> {
     let (a, b) = (unique_name("ice-ping"), unique_name("ice-pong"));
     let base = base_spec("", size, timeout).set("n", n).set("warmup", warmup);
-    ping_pong(["ice-pong", "ice-ping"], (&a, &b), base, cpus, timeout)
+    ping_pong(None, ["ice-pong", "ice-ping"], (&a, &b), base, cpus, timeout)
 }
 
 /// One producer process, one subscriber process; `lossless`: no safe
@@ -226,7 +226,7 @@ pub(crate) fn throughput(size: usize, frames: u64, timeout: Duration, lossless: 
             .set("lossless", u8::from(lossless)),
     ];
     let deadline = Instant::now() + timeout + Duration::from_secs(10);
-    let mut kids = start_all(&specs, deadline)?;
+    let mut kids = start_all_exe(None, &specs, deadline)?;
     let sub = kids[0].result(deadline)?;
     let prod = kids[1].result(deadline)?;
     let (d, m) = (sub.num("delivered")?, sub.num("missed")?);

@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use shmbus::{Config, WaitStrategy};
 
-use child::{start_all, start_all_exe, wait_name};
-use util::{allowed_cpus, hist_merge_encoded, leftover_buses, new_hist, temp_bus, Kv, GROUP_YIELD_EVERY};
+use child::{start_all_exe, wait_name};
+use util::{allowed_cpus, hist_merge_encoded, leftover_buses, new_hist, temp_bus, Kv, RttLog, GROUP_YIELD_EVERY};
 
 /// Scenario names accepted in [`Options::scenarios`], in the order they run.
 ///
@@ -100,8 +100,9 @@ impl Default for Options {
 pub struct ScenarioResult {
     /// Scenario name (from [`SCENARIOS`], park variants suffixed).
     pub scenario: String,
-    /// `"shmbus"`, `"shmbus-c"` (the C path, see [`C_PEER_ENV`]), `"crossbeam"`,
-    /// `"iceoryx2"` or `"iceoryx2-blocking"`.
+    /// `"shmbus"`, `"shmbus-spsc"`, `"shmbus-c"` (the C path, see
+    /// [`C_PEER_ENV`]), `"shmbus-py"` (the Python path, see [`PY_PEER_ENV`]),
+    /// `"crossbeam"`, `"iceoryx2"` or `"iceoryx2-blocking"`.
     pub peer: String,
     /// Payload size in bytes.
     pub payload: usize,
@@ -350,11 +351,13 @@ fn run_latency(
     let mut shm = Vec::new();
     let mut spsc = Vec::new();
     let mut cb = Vec::new();
+    let mut ext: Vec<(ExternalPeer, Vec<LatencyOutcome>)> =
+        external_peers(None).into_iter().map(|p| (p, Vec::new())).collect();
     #[cfg(feature = "iceoryx2")]
     let mut ice = Vec::new();
     for r in 1..=plan.runs {
         for single in [false, true] {
-            let o = shm_latency(size, n, warmup, v.wait, cpus, plan.timeout, single)?;
+            let o = shm_latency(None, size, n, warmup, v.wait, cpus, plan.timeout, single)?;
             progress(&format!(
                 "{} {size} B run {r}/{}: {} p50 {}",
                 v.scenario,
@@ -363,6 +366,18 @@ fn run_latency(
                 fmt_ns(Some(o.hist.value_at_quantile(0.5) as f64))
             ));
             if single { &mut spsc } else { &mut shm }.push(o);
+        }
+        for (peer, outcomes) in &mut ext {
+            let o = shm_latency(Some(&peer.exe), size, n, warmup, v.wait, cpus, plan.timeout, false)
+                .map_err(|e| format!("{} ({}): {e}", peer.name, peer.exe.display()))?;
+            progress(&format!(
+                "{} {size} B run {r}/{}: {} p50 {}",
+                v.scenario,
+                plan.runs,
+                peer.name,
+                fmt_ns(Some(o.hist.value_at_quantile(0.5) as f64))
+            ));
+            outcomes.push(o);
         }
         let o = baseline::latency(size, n, warmup, v.wait, cpus, plan.timeout)?;
         progress(&format!(
@@ -395,7 +410,6 @@ fn run_latency(
         )
     };
     let spin = v.wait == WaitStrategy::Spin;
-    #[allow(unused_mut)]
     let mut out = vec![
         summarize_latency(v.scenario, "shmbus", size, &shm, note("; 2 MiB buses"), spin),
         summarize_latency(
@@ -415,6 +429,20 @@ fn run_latency(
             spin,
         ),
     ];
+    // After the Rust rows, before crossbeam's.
+    for (peer, outcomes) in &ext {
+        out.insert(
+            out.len() - 1,
+            summarize_latency(
+                v.scenario,
+                peer.name,
+                size,
+                outcomes,
+                note(&format!("; 2 MiB buses; {}", peer.note)),
+                spin,
+            ),
+        );
+    }
     #[cfg(feature = "iceoryx2")]
     if !ice.is_empty() {
         out.push(summarize_latency(
@@ -438,10 +466,13 @@ fn run_flow(
     let mut shm = Vec::new();
     let mut spsc = Vec::new();
     let mut cb = Vec::new();
-    let c_bin = c_peer(flow);
+    // The C and Python paths, if their programs are named.
+    let mut ext: Vec<(ExternalPeer, Vec<FlowOutcome>)> = external_peers(Some(flow))
+        .into_iter()
+        .map(|p| (p, Vec::new()))
+        .collect();
     // Single-producer mode applies where one process publishes.
     let spsc_too = flow.shape().0 == 1;
-    let mut shm_c = Vec::new();
     #[cfg(feature = "iceoryx2")]
     let (mut ice, mut ice_block) = (Vec::new(), Vec::new());
     let rate = |o: &FlowOutcome| o.delivered as f64 / flow.receivers() as f64 / (o.elapsed_ns as f64 / 1e9);
@@ -461,17 +492,18 @@ fn run_flow(
             ));
             if single { &mut spsc } else { &mut shm }.push(o);
         }
-        if let Some(exe) = &c_bin {
-            let o = shm_flow_exe(Some(exe), flow, size, plan.frames, plan.timeout, false)
-                .map_err(|e| format!("shmbus-c ({}): {e}", exe.display()))?;
+        for (peer, outcomes) in &mut ext {
+            let o = shm_flow_exe(Some(&peer.exe), flow, size, plan.frames, plan.timeout, false)
+                .map_err(|e| format!("{} ({}): {e}", peer.name, peer.exe.display()))?;
             progress(&format!(
-                "{} {size} B run {r}/{}: shmbus-c {} (missed {})",
+                "{} {size} B run {r}/{}: {} {} (missed {})",
                 flow.name(),
                 plan.runs,
+                peer.name,
                 fmt_rate(rate(&o)),
                 o.missed
             ));
-            shm_c.push(o);
+            outcomes.push(o);
         }
         let o = baseline::flow(size, flow, plan.frames, plan.timeout)?;
         progress(&format!(
@@ -513,7 +545,6 @@ fn run_flow(
         },
         plan.frames / p * p
     );
-    #[allow(unused_mut)]
     let mut out = vec![
         summarize_flow(
             flow,
@@ -542,15 +573,16 @@ fn run_flow(
             ),
         );
     }
-    if !shm_c.is_empty() {
+    // After the Rust rows, before crossbeam's.
+    for (peer, outcomes) in &ext {
         out.insert(
-            1,
+            out.len() - 1,
             summarize_flow(
                 flow,
-                "shmbus-c",
+                peer.name,
                 size,
-                &shm_c,
-                format!("{shape}; C processes (bench_c, libshmbus); 16 MiB bus, evict; spin"),
+                outcomes,
+                format!("{shape}; {}; 16 MiB bus, evict; spin", peer.note),
             ),
         );
     }
@@ -581,7 +613,9 @@ pub(crate) fn base_spec(role: &str, size: usize, timeout: Duration) -> Kv {
         .set("deadline_ms", timeout.as_millis())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn shm_latency(
+    exe: Option<&std::path::Path>,
     size: usize,
     n: u64,
     warmup: u64,
@@ -600,15 +634,22 @@ fn shm_latency(
         .set("n", n)
         .set("warmup", warmup)
         .set("wait", wait_name(wait));
-    ping_pong(["pong", "ping"], (a.name(), b.name()), base, cpus, timeout)
+    ping_pong(exe, ["pong", "ping"], (a.name(), b.name()), base, cpus, timeout)
 }
 
 /// Run one ping-pong pair of child processes and collect the pinger's
 /// histogram. `roles` are the pong and ping roles; the pinger publishes on
 /// `channels.0` and reads `channels.1`, the ponger the reverse (buses or
 /// iceoryx2 services); `base` (from [`base_spec`]) holds the scenario's
-/// other keys for both, its role is replaced.
+/// other keys for both, its role is replaced. The children are `exe` (an
+/// external peer) or this executable.
+///
+/// The pinger reports its histograms (`hist`, `steady`, `fast_ns`, see
+/// [`RttLog::add_to`]) or, from a peer without an HDR histogram at hand
+/// (Python), every sample in order (`samples`), summarized here by the
+/// same [`RttLog`].
 pub(crate) fn ping_pong(
+    exe: Option<&std::path::Path>,
     roles: [&str; 2],
     channels: (&str, &str),
     base: Kv,
@@ -628,9 +669,20 @@ pub(crate) fn ping_pong(
         spec(roles[1], b, a, cpus.map(|c| c.0)),
     ];
     let deadline = Instant::now() + timeout + Duration::from_secs(10);
-    let mut kids = start_all(&specs, deadline)?;
-    let ping = kids[1].result(deadline)?;
+    let mut kids = start_all_exe(exe, &specs, deadline)?;
+    let mut ping = kids[1].result(deadline)?;
     kids[0].result(deadline)?;
+    if let Some(samples) = ping.opt("samples") {
+        let log = RttLog::decode(samples)?;
+        if log.len() as u64 != ping.num("round_trips")? {
+            return Err(format!(
+                "pinger reported {} samples for {} round trips",
+                log.len(),
+                ping.num("round_trips")?
+            ));
+        }
+        ping = log.add_to(ping);
+    }
     let (mut hist, mut steady) = (new_hist(), new_hist());
     hist_merge_encoded(&mut hist, ping.str("hist")?)?;
     hist_merge_encoded(&mut steady, ping.str("steady")?)?;
@@ -649,10 +701,49 @@ pub(crate) fn ping_pong(
 /// subscriber roles, played by C processes through libshmbus.
 pub const C_PEER_ENV: &str = "SHMBUS_BENCH_C";
 
-/// The C peer program, if [`C_PEER_ENV`] names one and `flow` has no group.
-fn c_peer(flow: Flow) -> Option<std::path::PathBuf> {
-    let p = std::path::PathBuf::from(std::env::var_os(C_PEER_ENV)?);
-    (flow != Flow::Group).then_some(p)
+/// Environment variable naming a program that starts the Python peer
+/// (`python/bench/peer.py` under the venv's interpreter; `make
+/// bench-harness-python` writes one). When it is set, the `throughput`,
+/// `mpsc` and `fanout` scenarios and the latency scenarios also run a
+/// `shmbus-py` peer: the same roles played by Python processes through the
+/// `shmbus` package (`publish` in a loop, `recv_many`, `recv`).
+pub const PY_PEER_ENV: &str = "SHMBUS_BENCH_PY";
+
+/// A peer whose child processes are another program speaking the child
+/// protocol (READY / GO / RESULT, see `child.rs`).
+struct ExternalPeer {
+    /// Peer name in the table.
+    name: &'static str,
+    exe: std::path::PathBuf,
+    /// What plays the roles, for the notes.
+    note: &'static str,
+}
+
+/// The external peers named by the environment for `flow` (`None`: the
+/// latency ping-pong). Neither plays group workers; only the Python peer
+/// plays ping and pong.
+fn external_peers(flow: Option<Flow>) -> Vec<ExternalPeer> {
+    let named = |env: &str| std::env::var_os(env).map(std::path::PathBuf::from);
+    let mut v = Vec::new();
+    if flow.is_some_and(|f| f != Flow::Group) {
+        if let Some(exe) = named(C_PEER_ENV) {
+            v.push(ExternalPeer {
+                name: "shmbus-c",
+                exe,
+                note: "C processes (bench_c, libshmbus)",
+            });
+        }
+    }
+    if flow != Some(Flow::Group) {
+        if let Some(exe) = named(PY_PEER_ENV) {
+            v.push(ExternalPeer {
+                name: "shmbus-py",
+                exe,
+                note: "Python processes (python/bench/peer.py: publish in a loop; recv_many, or recv for latency)",
+            });
+        }
+    }
+    v
 }
 
 fn shm_flow(flow: Flow, size: usize, frames: u64, timeout: Duration, single: bool) -> Result<FlowOutcome, String> {
@@ -1090,6 +1181,24 @@ mod tests {
             "isolated slow round trips stay in the steady histogram"
         );
         assert!(all.value_at_quantile(0.99) >= 500);
+    }
+
+    #[test]
+    fn samples_of_another_language_decode_in_order() {
+        let log = util::RttLog::decode("120,0,7").unwrap();
+        assert_eq!(log.len(), 3);
+        let (all, _, _) = log.histograms();
+        assert_eq!(
+            (all.min(), all.max()),
+            (1, 120),
+            "a 0 ns sample counts as 1 ns, as in record"
+        );
+        assert_eq!(util::RttLog::decode("-").unwrap().len(), 0);
+        assert!(util::RttLog::decode("5,x")
+            .err()
+            .expect("x is no number")
+            .contains("\"x\""));
+        assert!(util::RttLog::decode("").is_err());
     }
 
     #[test]

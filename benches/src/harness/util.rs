@@ -187,6 +187,23 @@ impl RttLog {
         self.0.push(one_way_ns.max(1));
     }
 
+    /// The samples a pinger of another language reported in order, as
+    /// `v1,v2,...` (`-` for none).
+    pub(crate) fn decode(s: &str) -> Result<RttLog, String> {
+        let mut log = RttLog(Vec::new());
+        if s != "-" {
+            for v in s.split(',') {
+                log.record(v.parse().map_err(|e| format!("samples: {v:?}: {e}"))?);
+            }
+        }
+        Ok(log)
+    }
+
+    /// Number of samples.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// The histogram of every sample, the steady one (outside slow
     /// episodes), and the run's fast level in ns (the 10th percentile of the
     /// window medians).
