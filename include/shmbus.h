@@ -324,6 +324,8 @@ typedef struct shmbus_sub_t shmbus_sub_t;
 typedef struct {
   /**
    * Cap on the whole segment, in bytes (default 64 MiB; 64 KiB to 1 TiB).
+   * Allocated when the bus is created: without room for it in /dev/shm,
+   * `shmbus_create` fails with `SHMBUS_IO`, never a later publish.
    */
   uint64_t memory_limit;
   /**

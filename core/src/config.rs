@@ -69,7 +69,10 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Cap on the whole segment, in bytes (default 64 MiB).
+    /// Cap on the whole segment, in bytes (default 64 MiB). The segment's
+    /// memory is allocated when the bus is created, so a `/dev/shm` without
+    /// room for it fails [`Bus::create`](crate::Bus::create) with an
+    /// [`Error::Io`](crate::Error::Io), never a later publish.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = bytes;
         self

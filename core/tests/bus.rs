@@ -505,6 +505,45 @@ fn truncated_segment_gives_an_error_not_sigbus() {
 }
 
 #[test]
+fn create_allocates_all_the_memory_up_front() {
+    use std::os::unix::fs::MetadataExt;
+    let name = TempName::new("reserve");
+    let bus = Bus::create(&name, &small()).unwrap();
+    let md = std::fs::metadata(shm_path(&name)).unwrap();
+    assert!(md.len() > 0 && md.len() <= 1 << 20, "segment of {} bytes", md.len());
+    // st_blocks counts 512-byte units: every page is there before any publish.
+    assert!(
+        md.blocks() * 512 >= md.len(),
+        "{} blocks for {} bytes",
+        md.blocks(),
+        md.len()
+    );
+    drop(bus);
+}
+
+#[test]
+fn bus_larger_than_dev_shm_is_refused_at_create_not_at_a_later_publish() {
+    // SAFETY: an all-zero statvfs is a valid out-buffer.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c"/dev/shm".as_ptr(), &mut st) };
+    assert_eq!(rc, 0, "statvfs /dev/shm: {}", std::io::Error::last_os_error());
+    let limit = 1u64 << 40; // the largest memory_limit a Config accepts
+    if (st.f_blocks as u64).saturating_mul(st.f_frsize as u64) >= limit {
+        eprintln!("skipped: /dev/shm holds a {limit}-byte bus");
+        return;
+    }
+    let name = TempName::new("too-big");
+    let err = Bus::create(&name, &Config::default().memory_limit(limit)).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(err.to_string().contains("not enough room in /dev/shm"), "{err}");
+    assert!(
+        !std::path::Path::new(&shm_path(&name)).exists(),
+        "the half-made bus is removed"
+    );
+}
+
+#[test]
 fn evicted_count_is_exact_with_concurrent_producers() {
     let name = TempName::new("evicted");
     let bus = Bus::create(&name, &Config::default().memory_limit(1 << 20).max_frame_size(1024)).unwrap();

@@ -116,6 +116,8 @@ pub enum shmbus_filter_t {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct shmbus_config_t {
     /// Cap on the whole segment, in bytes (default 64 MiB; 64 KiB to 1 TiB).
+    /// Allocated when the bus is created: without room for it in /dev/shm,
+    /// `shmbus_create` fails with `SHMBUS_IO`, never a later publish.
     pub memory_limit: u64,
     /// Fraction of the data kept by an eviction, in the open interval (0, 1) (default 0.9).
     pub keep_ratio: f64,
