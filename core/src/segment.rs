@@ -122,13 +122,18 @@ fn check_atomics(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Allocate all `len` bytes of a freshly sized object now: with too little
-/// room in `/dev/shm` (or the memory cgroup) the create fails here, with the
-/// object removed by the caller, instead of a later write faulting.
-fn reserve(fd: &Fd, len: usize, name: &str) -> Result<()> {
+/// Give a fresh (empty) object its `len` bytes, allocated now: with too
+/// little room in `/dev/shm` (or the memory cgroup) the create fails here,
+/// with the object removed by the caller, instead of a later write faulting.
+///
+/// `fallocate` (mode 0) allocates first and sets the size last, so an opener
+/// racing the create sees an empty object (and waits) for as long as the
+/// allocation takes, tens of ms per 64 MiB, not a sized object with no
+/// header yet.
+fn size_and_reserve(fd: &Fd, len: usize, name: &str) -> Result<()> {
     loop {
-        // SAFETY: fd is ours; mode 0 allocates the range [0, len), which
-        // ftruncate already gave the object, without changing its size.
+        // SAFETY: fd is ours; mode 0 allocates the range [0, len) and
+        // extends the size to `len`.
         if unsafe { libc::fallocate(fd.0, 0, 0, len as libc::off_t) } == 0 {
             return Ok(());
         }
@@ -136,8 +141,14 @@ fn reserve(fd: &Fd, len: usize, name: &str) -> Result<()> {
         match e.raw_os_error() {
             // A signal arrived while tmpfs was allocating: go on.
             Some(libc::EINTR) => continue,
-            // No fallocate here: pages are allocated when first written.
-            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => return Ok(()),
+            // No fallocate here: size it; pages are allocated when first written.
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {
+                // SAFETY: fd is ours; length validated (<= 1 TiB).
+                if unsafe { libc::ftruncate(fd.0, len as libc::off_t) } != 0 {
+                    return Err(Error::io("ftruncate", std::io::Error::last_os_error()));
+                }
+                return Ok(());
+            }
             Some(libc::ENOSPC) | Some(libc::ENOMEM) => {
                 return Err(Error::io(
                     format!("allocate {len} bytes for bus {name:?}: not enough room in /dev/shm"),
@@ -204,11 +215,7 @@ impl Segment {
         if unsafe { libc::fchmod(fd.0, cfg.mode as libc::mode_t) } != 0 {
             return Err(cleanup(Error::io("fchmod", std::io::Error::last_os_error())));
         }
-        // SAFETY: fd is ours; length validated (<= 1 TiB).
-        if unsafe { libc::ftruncate(fd.0, layout.segment_len as libc::off_t) } != 0 {
-            return Err(cleanup(Error::io("ftruncate", std::io::Error::last_os_error())));
-        }
-        reserve(&fd, layout.segment_len, name).map_err(cleanup)?;
+        size_and_reserve(&fd, layout.segment_len, name).map_err(cleanup)?;
         let base = map(&fd, layout.segment_len, name, true).map_err(cleanup)?;
         let (overflow, block_ns) = match cfg.overflow {
             Overflow::Evict => (0, 0),
@@ -319,7 +326,10 @@ impl Segment {
             if ready != layout::READY {
                 let mut hdr = SegmentHeader::default();
                 mem.read(0, hdr.as_mut_bytes());
-                if hdr.magic != layout::MAGIC {
+                // A zero magic is a creator between sizing the object and
+                // writing its header (mapping a big bus takes milliseconds):
+                // wait for it as for the ready word. Any other magic is not ours.
+                if hdr.magic != layout::MAGIC && hdr.magic != [0; 8] {
                     return Err(incompatible("not a shmbus segment (bad magic)".into()));
                 }
                 if Instant::now() < deadline {

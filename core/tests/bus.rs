@@ -522,6 +522,31 @@ fn create_allocates_all_the_memory_up_front() {
 }
 
 #[test]
+fn racing_open_or_create_all_succeed_while_the_creator_allocates() {
+    // Creating a 64 MiB bus allocates and maps it (tens of ms): the others
+    // must wait for the header, not call the half-made object foreign.
+    for round in 0..3 {
+        let name = TempName::new(&format!("race{round}"));
+        let barrier = std::sync::Barrier::new(4);
+        let results: Vec<_> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        Bus::open_or_create(&name, &Config::default()).map(|b| b.stats().partitions)
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in &results {
+            assert!(r.is_ok(), "{r:?}");
+        }
+        let _ = Bus::remove(&name);
+    }
+}
+
+#[test]
 fn bus_larger_than_dev_shm_is_refused_at_create_not_at_a_later_publish() {
     // SAFETY: an all-zero statvfs is a valid out-buffer.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
