@@ -13,7 +13,8 @@ BENCH_TARGETS += bench-python bench-harness-python
 # python/bench/peer.py under the venv's interpreter, named to the harness by
 # SHMBUS_BENCH_PY (benches/src/harness/mod.rs, PY_PEER_ENV).
 PY_PEER := build/bench/py_peer
-PY_PEER_HARNESS_ARGS ?= --scenarios latency,latency-park,throughput,mpsc,fanout --sizes 64
+PY_PEER_SCENARIOS := latency,latency-park,throughput,mpsc,fanout
+PY_PEER_HARNESS_ARGS ?= --scenarios $(PY_PEER_SCENARIOS) --sizes 64
 
 .PHONY: test-python bench-python python-install python-lint bench-harness-python test-bench-smoke-python
 
@@ -45,5 +46,5 @@ bench-harness-python: $(PY_PEER)
 test-bench-smoke-python: $(PY_PEER)
 	$(CARGO) build --release -p shmbus-benches --bin harness
 	SHMBUS_BENCH_PY=$(CURDIR)/$(PY_PEER) ./target/release/harness $(SMOKE_ARGS) \
-	  --scenarios latency,latency-park,throughput,mpsc,fanout > /dev/null
+	  --scenarios $(PY_PEER_SCENARIOS) > /dev/null
 	@echo "test-bench-smoke-python: harness with the Python peer completed, counts reconciled"

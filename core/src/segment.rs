@@ -7,18 +7,10 @@
 //! garbage segment is refused with [`Error::Incompatible`] before any of its
 //! offsets is used.
 //!
-//! **Memory is allocated up front and mapped in one go.** Creating a bus
-//! allocates all of its pages (`fallocate`), so a `/dev/shm` without room for
-//! `memory_limit` is a clear error at create, never a `SIGBUS` on a later
-//! publish. Every process maps the whole segment with `MAP_POPULATE` when it
-//! creates or opens the bus, instead of taking a page fault per 4 KiB on the
-//! ring's first lap: those faults (about 1 us each on the reference VM, 2
-//! more when the page was not allocated yet; one per ~23 frames of 64 B)
-//! made the first lap of a fresh bus 30 % slower and put microsecond stalls
-//! into its latency. Populating costs about 1.5 ms per 16 MiB at open
-//! (`MADV_POPULATE_READ`/`WRITE` took 4-6x longer, as long as the faults).
-//! An object whose pages are not all allocated (made by something else than
-//! `create`) is mapped without populating: opening a bus never allocates.
+//! Memory is paid for at setup: `create` allocates every page and a process
+//! maps a ready, fully allocated segment with `MAP_POPULATE`, so the ring's
+//! first lap takes no page faults (why and what it costs: ARCHITECTURE.md,
+//! "The segment").
 
 use std::ffi::CString;
 use std::time::{Duration, Instant};
@@ -160,8 +152,16 @@ fn size_and_reserve(fd: &Fd, len: usize, name: &str) -> Result<()> {
     }
 }
 
-/// Map `len` bytes of the object; `populate`: all of them allocated, map
-/// every page now (see the module docs).
+/// Is the ready word set? Read through the descriptor, without mapping.
+fn peek_ready(fd: &Fd) -> bool {
+    let mut w = [0u8; 8];
+    // SAFETY: fd is ours; at most 8 bytes are read into `w`.
+    let n = unsafe { libc::pread(fd.0, w.as_mut_ptr().cast(), w.len(), layout::OFF_READY as libc::off_t) };
+    n == 8 && u64::from_ne_bytes(w) == layout::READY
+}
+
+/// Map `len` bytes of the object; `populate`: map every page now (only for
+/// a ready object whose pages all exist, see the module docs).
 fn map(fd: &Fd, len: usize, name: &str, populate: bool) -> Result<*mut u8> {
     let flags = libc::MAP_SHARED | if populate { libc::MAP_POPULATE } else { 0 };
     // SAFETY: mapping a shared-memory fd we own; the result is checked.
@@ -318,7 +318,9 @@ impl Segment {
                 return Err(incompatible(format!("segment is {size} bytes, larger than any bus")));
             }
             let len = size as usize;
-            let base = map(&fd, len, name, allocated)?;
+            // Populate only what is ready: a creator still at work makes
+            // this loop map the object again, and a foreign object is refused.
+            let base = map(&fd, len, name, allocated && peek_ready(&fd))?;
             let seg_guard = MapGuard(base, len);
             // SAFETY: at least HEADER_LEN bytes are mapped.
             let mem = unsafe { Mem::new(base, len) };

@@ -120,7 +120,7 @@ def subscriber(spec: dict, deadline: float) -> dict | None:
     recv_many = sub.recv_many
     while delivered + sub.missed + sub.abandoned < expected:
         left = deadline - time.monotonic()
-        msgs = recv_many(1024, timeout=max(left, 0.0)) if left > 0 else []
+        msgs = recv_many(1024, timeout=left) if left > 0 else []
         if not msgs:
             raise PeerError(
                 f"delivered {delivered} + missed {sub.missed} + abandoned {sub.abandoned} "
