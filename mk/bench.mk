@@ -15,7 +15,7 @@
 #                          then the harness `throughput` scenario with the C
 #                          producer/subscriber processes as peer `shmbus-c`
 #                          (BENCH_C_ARGS="--runs 7 --frames 2000000 --rounds 1000000",
-#                          BENCH_C_HARNESS_ARGS="--scenarios throughput")
+#                          BENCH_C_HARNESS_ARGS="--scenarios throughput,throughput-pinned")
 #
 # Other parts append their own benchmarks with `BENCH_TARGETS += name`, before
 # or after this file is read: the prerequisites of `bench` are expanded a
@@ -29,7 +29,7 @@ BENCH_CFLAGS ?= -std=c11 -O2 -Wall -Wextra -Werror
 BENCH_C_LIBDIR := $(CURDIR)/target/release
 BENCH_C := build/bench/bench_c
 BENCH_C_ARGS ?= --runs 7 --frames 2000000 --rounds 1000000
-BENCH_C_HARNESS_ARGS ?= --scenarios throughput
+BENCH_C_HARNESS_ARGS ?= --scenarios throughput,throughput-pinned
 
 TEST_TARGETS += test-bench-smoke
 BENCH_TARGETS += bench-c

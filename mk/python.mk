@@ -13,7 +13,7 @@ BENCH_TARGETS += bench-python bench-harness-python
 # python/bench/peer.py under the venv's interpreter, named to the harness by
 # SHMBUS_BENCH_PY (benches/src/harness/mod.rs, PY_PEER_ENV).
 PY_PEER := build/bench/py_peer
-PY_PEER_SCENARIOS := latency,latency-park,throughput,mpsc,fanout
+PY_PEER_SCENARIOS := latency,latency-park,throughput,throughput-pinned,mpsc,fanout
 PY_PEER_HARNESS_ARGS ?= --scenarios $(PY_PEER_SCENARIOS) --sizes 64
 
 .PHONY: test-python bench-python python-install python-lint bench-harness-python test-bench-smoke-python

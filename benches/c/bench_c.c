@@ -20,7 +20,8 @@
  *   SHMBUS_BENCH_CHILD="role=subscriber bus=NAME expected=N payload=P deadline_ms=D" bench_c
  *       A child of the cross-process harness (benches/src/harness/child.rs
  *       protocol): open the bus, print READY, wait for GO on stdin, run, print
- *       one `RESULT key=value ...` line (or `ERROR message`). The harness
+ *       one `RESULT key=value ...` line (or `ERROR message`). An optional
+ *       `cpu=C` pins the process to CPU C first (throughput-pinned). The harness
  *       runs these as the `shmbus-c` peer of the `throughput` scenario when
  *       SHMBUS_BENCH_C names this program, and checks the counts
  *       (delivered + missed + abandoned == published, bus stats).
@@ -28,9 +29,12 @@
  * Buses are named bench-<pid>-c-<tag> (the harness removes those of dead
  * processes) and removed on every exit path, SIGINT/SIGTERM included.
  */
-#define _POSIX_C_SOURCE 200809L
+/* sched_setaffinity and CPU_SET, for a child spec's `cpu` key. */
+#define _GNU_SOURCE
 
+#include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,6 +259,16 @@ static int child_main(const char *spec) {
     if (!spec_get(spec, "role", role, sizeof role) || !spec_get(spec, "bus", name, sizeof name) ||
         !spec_num(spec, "payload", &size) || !spec_num(spec, "deadline_ms", &deadline_ms) || size > 65536)
         return child_error("bad spec %s%s", spec, "");
+    char cpu_text[32];
+    if (spec_get(spec, "cpu", cpu_text, sizeof cpu_text)) {
+        uint64_t cpu = 0;
+        if (!spec_num(spec, "cpu", &cpu) || cpu >= CPU_SETSIZE) return child_error("bad spec %s%s", spec, "");
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET((int)cpu, &set);
+        if (sched_setaffinity(0, sizeof set, &set) != 0)
+            return child_error("sched_setaffinity(cpu %s): %s", cpu_text, strerror(errno));
+    }
     char group[SHMBUS_MAX_GROUP_LEN + 1];
     if (spec_get(spec, "group", group, sizeof group))
         return child_error("consumer groups are not implemented in bench_c%s%s", "", "");

@@ -45,8 +45,15 @@ pub(crate) fn latency(
 }
 
 /// Throughput-family scenarios.
-pub(crate) fn flow(size: usize, flow: Flow, frames: u64, timeout: Duration) -> Result<FlowOutcome, String> {
-    with_size!(size, flow_n(flow, frames, timeout))
+/// `cpus`: (producer CPU, consumer CPU) to pin the threads to, or `None`.
+pub(crate) fn flow(
+    size: usize,
+    flow: Flow,
+    cpus: Option<(usize, usize)>,
+    frames: u64,
+    timeout: Duration,
+) -> Result<FlowOutcome, String> {
+    with_size!(size, flow_n(flow, cpus, frames, timeout))
 }
 
 fn capacity(size: usize) -> usize {
@@ -180,7 +187,12 @@ fn latency_n<const N: usize>(
     })
 }
 
-fn flow_n<const N: usize>(flow: Flow, frames: u64, timeout: Duration) -> Result<FlowOutcome, String> {
+fn flow_n<const N: usize>(
+    flow: Flow,
+    cpus: Option<(usize, usize)>,
+    frames: u64,
+    timeout: Duration,
+) -> Result<FlowOutcome, String> {
     let (producers, queues, consumers) = match flow {
         Flow::Throughput => (1usize, 1usize, 1usize),
         Flow::Mpsc => (2, 1, 1),
@@ -197,7 +209,9 @@ fn flow_n<const N: usize>(flow: Flow, frames: u64, timeout: Duration) -> Result<
         let mut prod = Vec::new();
         for _ in 0..producers {
             prod.push(s.spawn(|| -> Result<u64, String> {
+                let pinned = cpus.map(|(c, _)| pin_current_thread(c)).transpose();
                 barrier.wait();
+                pinned?;
                 let t0 = mono_ns();
                 let mut buf = [0u8; N];
                 for i in 0..per_producer {
@@ -215,7 +229,9 @@ fn flow_n<const N: usize>(flow: Flow, frames: u64, timeout: Duration) -> Result<
             let shared = queues == 1 && consumers > 1;
             let (barrier, taken) = (&barrier, &taken);
             cons.push(s.spawn(move || -> Result<(u64, u64), String> {
+                let pinned = cpus.map(|(_, c)| pin_current_thread(c)).transpose();
                 barrier.wait();
+                pinned?;
                 let mut got = 0u64;
                 let mut spins = 0u32;
                 loop {

@@ -213,17 +213,27 @@ pub(crate) fn latency(
 /// One producer process, one subscriber process; `lossless`: no safe
 /// overflow, the publisher retries until delivered (back-pressure, like the
 /// crossbeam baseline) instead of overwriting the oldest samples.
-pub(crate) fn throughput(size: usize, frames: u64, timeout: Duration, lossless: bool) -> Result<FlowOutcome, String> {
+/// `cpus`: (producer CPU, subscriber CPU) to pin the processes to, or `None`.
+pub(crate) fn throughput(
+    size: usize,
+    cpus: Option<(usize, usize)>,
+    frames: u64,
+    timeout: Duration,
+    lossless: bool,
+) -> Result<FlowOutcome, String> {
     let name = unique_name("ice-throughput");
+    let spec = |role: &str, cpu: Option<usize>| {
+        let s = base_spec(role, size, timeout)
+            .set("bus", &name)
+            .set("lossless", u8::from(lossless));
+        match cpu {
+            Some(c) => s.set("cpu", c),
+            None => s,
+        }
+    };
     let specs = [
-        base_spec("ice-subscriber", size, timeout)
-            .set("bus", &name)
-            .set("expected", frames)
-            .set("lossless", u8::from(lossless)),
-        base_spec("ice-producer", size, timeout)
-            .set("bus", &name)
-            .set("n", frames)
-            .set("lossless", u8::from(lossless)),
+        spec("ice-subscriber", cpus.map(|c| c.1)).set("expected", frames),
+        spec("ice-producer", cpus.map(|c| c.0)).set("n", frames),
     ];
     let deadline = Instant::now() + timeout + Duration::from_secs(10);
     let mut kids = start_all_exe(None, &specs, deadline)?;

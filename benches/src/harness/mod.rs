@@ -46,6 +46,8 @@ use util::{allowed_cpus, hist_merge_encoded, leftover_buses, new_hist, temp_bus,
 /// * `latency-park`: the same with `SpinThenPark` (default budget) and with
 ///   `Park`, reported as `latency-park/spin-then-park` and `latency-park/park`.
 /// * `throughput`: one producer process, one subscriber process.
+/// * `throughput-pinned`: the same with the producer (thread, for the
+///   baseline) pinned to one CPU and the subscriber to another.
 /// * `mpsc`: two producers, one subscriber.
 /// * `fanout`: one producer, four subscribers.
 /// * `group`: one producer, a consumer group of two workers.
@@ -54,6 +56,7 @@ pub const SCENARIOS: &[&str] = &[
     "latency-pinned",
     "latency-park",
     "throughput",
+    "throughput-pinned",
     "mpsc",
     "fanout",
     "group",
@@ -262,10 +265,49 @@ fn latency_variants(name: &str) -> Vec<LatencyVariant> {
     }
 }
 
-fn flow_of(name: &str) -> Option<Flow> {
+/// A throughput-family scenario as run: its shape, and where its roles run.
+#[derive(Clone, Copy, Debug)]
+struct FlowVariant {
+    scenario: &'static str,
+    flow: Flow,
+    /// (producer CPU, subscriber CPU), or `None` to leave placement to the
+    /// scheduler.
+    cpus: Option<(usize, usize)>,
+}
+
+impl FlowVariant {
+    fn placement(&self) -> String {
+        match self.cpus {
+            Some((p, s)) => format!("producer pinned to CPU {p}, subscriber to CPU {s}"),
+            None => "unpinned".to_string(),
+        }
+    }
+}
+
+/// The flow variant called `name`, or `None` if `name` is not one;
+/// `Some(Err)` for a pinned variant on a machine with fewer than 2 CPUs.
+fn flow_variant(name: &'static str, pin_pair: Option<(usize, usize)>) -> Option<Result<FlowVariant, String>> {
+    if name == "throughput-pinned" {
+        return Some(
+            pin_pair
+                .map(|cpus| FlowVariant {
+                    scenario: name,
+                    flow: Flow::Throughput,
+                    cpus: Some(cpus),
+                })
+                .ok_or_else(|| format!("{name}: skipped, fewer than 2 CPUs allowed")),
+        );
+    }
     [Flow::Throughput, Flow::Mpsc, Flow::Fanout, Flow::Group]
         .into_iter()
         .find(|f| f.name() == name)
+        .map(|flow| {
+            Ok(FlowVariant {
+                scenario: name,
+                flow,
+                cpus: None,
+            })
+        })
 }
 
 /// Put `label` into the names of the temporary buses this process creates
@@ -313,8 +355,10 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Vec<Scenari
     let mut results = Vec::new();
     for name in selected {
         for &size in &opts.payload_sizes {
-            if let Some(flow) = flow_of(name) {
-                results.extend(run_flow(flow, size, &plan, progress)?);
+            match flow_variant(name, pin_pair) {
+                Some(Ok(v)) => results.extend(run_flow(&v, size, &plan, progress)?),
+                Some(Err(skipped)) => progress(&skipped),
+                None => {}
             }
             for v in latency_variants(name) {
                 let cpus = if v.pinned {
@@ -458,11 +502,12 @@ fn run_latency(
 }
 
 fn run_flow(
-    flow: Flow,
+    v: &FlowVariant,
     size: usize,
     plan: &Plan,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<ScenarioResult>, String> {
+    let flow = v.flow;
     let mut shm = Vec::new();
     let mut spsc = Vec::new();
     let mut cb = Vec::new();
@@ -477,84 +522,63 @@ fn run_flow(
     let (mut ice, mut ice_block) = (Vec::new(), Vec::new());
     let rate = |o: &FlowOutcome| o.delivered as f64 / flow.receivers() as f64 / (o.elapsed_ns as f64 / 1e9);
     for r in 1..=plan.runs {
+        let mut report = |peer: &str, o: &FlowOutcome| {
+            progress(&format!(
+                "{} {size} B run {r}/{}: {peer} {} (missed {})",
+                v.scenario,
+                plan.runs,
+                fmt_rate(rate(o)),
+                o.missed
+            ))
+        };
         for single in [false, true] {
             if single && !spsc_too {
                 continue;
             }
-            let o = shm_flow(flow, size, plan.frames, plan.timeout, single)?;
-            progress(&format!(
-                "{} {size} B run {r}/{}: {} {} (missed {})",
-                flow.name(),
-                plan.runs,
-                if single { "shmbus-spsc" } else { "shmbus" },
-                fmt_rate(rate(&o)),
-                o.missed
-            ));
+            let o = shm_flow(v, size, plan.frames, plan.timeout, single)?;
+            report(if single { "shmbus-spsc" } else { "shmbus" }, &o);
             if single { &mut spsc } else { &mut shm }.push(o);
         }
         for (peer, outcomes) in &mut ext {
-            let o = shm_flow_exe(Some(&peer.exe), flow, size, plan.frames, plan.timeout, false)
+            let o = shm_flow_exe(Some(&peer.exe), v, size, plan.frames, plan.timeout, false)
                 .map_err(|e| format!("{} ({}): {e}", peer.name, peer.exe.display()))?;
-            progress(&format!(
-                "{} {size} B run {r}/{}: {} {} (missed {})",
-                flow.name(),
-                plan.runs,
-                peer.name,
-                fmt_rate(rate(&o)),
-                o.missed
-            ));
+            report(peer.name, &o);
             outcomes.push(o);
         }
-        let o = baseline::flow(size, flow, plan.frames, plan.timeout)?;
-        progress(&format!(
-            "{} {size} B run {r}/{}: crossbeam {}",
-            flow.name(),
-            plan.runs,
-            fmt_rate(rate(&o))
-        ));
+        let o = baseline::flow(size, flow, v.cpus, plan.frames, plan.timeout)?;
+        report("crossbeam", &o);
         cb.push(o);
         #[cfg(feature = "iceoryx2")]
         if flow == Flow::Throughput {
-            let o = iceoryx::throughput(size, plan.frames, plan.timeout, false)?;
-            progress(&format!(
-                "{} {size} B run {r}/{}: iceoryx2 {} (missed {})",
-                flow.name(),
-                plan.runs,
-                fmt_rate(rate(&o)),
-                o.missed
-            ));
+            let o = iceoryx::throughput(size, v.cpus, plan.frames, plan.timeout, false)?;
+            report("iceoryx2", &o);
             ice.push(o);
-            let o = iceoryx::throughput(size, plan.frames, plan.timeout, true)?;
-            progress(&format!(
-                "{} {size} B run {r}/{}: iceoryx2-blocking {} (missed {})",
-                flow.name(),
-                plan.runs,
-                fmt_rate(rate(&o)),
-                o.missed
-            ));
+            let o = iceoryx::throughput(size, v.cpus, plan.frames, plan.timeout, true)?;
+            report("iceoryx2-blocking", &o);
             ice_block.push(o);
         }
     }
     let (p, s, g) = flow.shape();
     let shape = format!(
-        "{p} producer(s) -> {s} {}; {} frames/run; unpinned",
+        "{p} producer(s) -> {s} {}; {} frames/run; {}",
         if g {
             format!("group workers (idle workers yield every {GROUP_YIELD_EVERY} empty polls)")
         } else {
             "subscriber(s)".to_string()
         },
-        plan.frames / p * p
+        plan.frames / p * p,
+        v.placement()
     );
     let mut out = vec![
         summarize_flow(
-            flow,
+            v,
             "shmbus",
             size,
             &shm,
             format!("{shape}; processes; 16 MiB bus, evict; spin"),
         ),
         summarize_flow(
-            flow,
+            v,
             "crossbeam",
             size,
             &cb,
@@ -565,7 +589,7 @@ fn run_flow(
         out.insert(
             1,
             summarize_flow(
-                flow,
+                v,
                 "shmbus-spsc",
                 size,
                 &spsc,
@@ -578,7 +602,7 @@ fn run_flow(
         out.insert(
             out.len() - 1,
             summarize_flow(
-                flow,
+                v,
                 peer.name,
                 size,
                 outcomes,
@@ -589,14 +613,14 @@ fn run_flow(
     #[cfg(feature = "iceoryx2")]
     if !ice.is_empty() {
         out.push(summarize_flow(
-            flow,
+            v,
             "iceoryx2",
             size,
             &ice,
             format!("{shape}; processes; safe overflow, buffer 4096"),
         ));
         out.push(summarize_flow(
-            flow,
+            v,
             "iceoryx2-blocking",
             size,
             &ice_block,
@@ -696,15 +720,16 @@ pub(crate) fn ping_pong(
 }
 
 /// Environment variable naming the C benchmark program (`benches/c/bench_c.c`,
-/// built by `make bench-c`). When it is set, the `throughput`, `mpsc` and
-/// `fanout` scenarios also run a `shmbus-c` peer: the same producer and
+/// built by `make bench-c`). When it is set, the `throughput`,
+/// `throughput-pinned`, `mpsc` and `fanout` scenarios also run a `shmbus-c` peer: the same producer and
 /// subscriber roles, played by C processes through libshmbus.
 pub const C_PEER_ENV: &str = "SHMBUS_BENCH_C";
 
 /// Environment variable naming a program that starts the Python peer
 /// (`python/bench/peer.py` under the venv's interpreter; `make
 /// bench-harness-python` writes one). When it is set, the `throughput`,
-/// `mpsc` and `fanout` scenarios and the latency scenarios also run a
+/// `throughput-pinned`, `mpsc` and `fanout` scenarios and the latency
+/// scenarios also run a
 /// `shmbus-py` peer: the same roles played by Python processes through the
 /// `shmbus` package (`publish` in a loop, `recv_many`, `recv`).
 pub const PY_PEER_ENV: &str = "SHMBUS_BENCH_PY";
@@ -746,14 +771,14 @@ fn external_peers(flow: Option<Flow>) -> Vec<ExternalPeer> {
     v
 }
 
-fn shm_flow(flow: Flow, size: usize, frames: u64, timeout: Duration, single: bool) -> Result<FlowOutcome, String> {
-    shm_flow_exe(None, flow, size, frames, timeout, single)
+fn shm_flow(v: &FlowVariant, size: usize, frames: u64, timeout: Duration, single: bool) -> Result<FlowOutcome, String> {
+    shm_flow_exe(None, v, size, frames, timeout, single)
 }
 
 /// [`shm_flow`] with the producer and subscriber processes run by `exe`.
 fn shm_flow_exe(
     exe: Option<&std::path::Path>,
-    flow: Flow,
+    v: &FlowVariant,
     size: usize,
     frames: u64,
     timeout: Duration,
@@ -763,6 +788,7 @@ fn shm_flow_exe(
         .memory_limit(16 << 20)
         .max_frame_size(size.max(1024) as u32)
         .single_producer(single);
+    let flow = v.flow;
     let bus = temp_bus(flow.name(), &cfg)?;
     let (producers, subs, group) = flow.shape();
     let per = frames / producers;
@@ -775,14 +801,19 @@ fn shm_flow_exe(
         if group {
             s = s.set("group", "workers");
         }
+        if let Some((_, cpu)) = v.cpus {
+            s = s.set("cpu", cpu);
+        }
         specs.push(s);
     }
     for _ in 0..producers {
-        specs.push(
-            base_spec("producer", size, timeout)
-                .set("bus", bus.name())
-                .set("n", per),
-        );
+        let mut s = base_spec("producer", size, timeout)
+            .set("bus", bus.name())
+            .set("n", per);
+        if let Some((cpu, _)) = v.cpus {
+            s = s.set("cpu", cpu);
+        }
+        specs.push(s);
     }
     let deadline = Instant::now() + timeout + Duration::from_secs(10);
     let mut kids = start_all_exe(exe, &specs, deadline)?;
@@ -906,7 +937,8 @@ fn summarize_latency(
     }
 }
 
-fn summarize_flow(flow: Flow, peer: &str, payload: usize, runs: &[FlowOutcome], note: String) -> ScenarioResult {
+fn summarize_flow(v: &FlowVariant, peer: &str, payload: usize, runs: &[FlowOutcome], note: String) -> ScenarioResult {
+    let flow = v.flow;
     let mut rates: Vec<f64> = runs
         .iter()
         .map(|o| o.delivered as f64 / flow.receivers() as f64 / (o.elapsed_ns as f64 / 1e9))
@@ -918,7 +950,7 @@ fn summarize_flow(flow: Flow, peer: &str, payload: usize, runs: &[FlowOutcome], 
     let published: u64 = runs.iter().map(|o| o.published).sum();
     let abandoned: u64 = runs.iter().map(|o| o.abandoned).sum();
     ScenarioResult {
-        scenario: flow.name().to_string(),
+        scenario: v.scenario.to_string(),
         peer: peer.to_string(),
         payload,
         runs: runs.len(),
