@@ -275,7 +275,11 @@ static int child_main(const char *spec) {
     shmbus_bus_t *bus = NULL;
     shmbus_status_t st = shmbus_open(name, &bus);
     if (st != SHMBUS_OK) return child_error("open %s: %s", name, shmbus_last_error());
+    /* The harness pattern (benches/src/harness/util.rs, fill_pattern):
+     * producers send it with the stamp in the first 8 bytes, subscribers
+     * check every byte after the stamp. */
     static uint8_t payload[65536];
+    for (size_t j = 0; j < size; j++) payload[j] = (uint8_t)((j * 31 + 7) ^ (j >> 8));
     if (strcmp(role, "producer") == 0) {
         uint64_t n = 0;
         if (!spec_num(spec, "n", &n)) return child_error("bad spec %s%s", spec, "");
@@ -316,7 +320,8 @@ static int child_main(const char *spec) {
             st = shmbus_recv(sub, (int64_t)deadline_ms, &f);
             if (st == SHMBUS_OK) {
                 delivered++;
-                bad += f.payload_len != size;
+                bad += f.payload_len != size ||
+                       (size > 8 && memcmp((const uint8_t *)f.payload + 8, payload + 8, size - 8) != 0);
                 if (first || f.seq != next_seq) {
                     lost = shmbus_sub_missed(sub) + shmbus_sub_abandoned(sub);
                     first = 0;
@@ -332,7 +337,7 @@ static int child_main(const char *spec) {
             return 1;
         }
         uint64_t t_end = mono_ns();
-        if (bad > 0) return child_error("frames with the wrong payload length%s%s", "", "");
+        if (bad > 0) return child_error("frames with a wrong payload (length or bytes)%s%s", "", "");
         printf("RESULT t_end=%" PRIu64 " delivered=%" PRIu64 " missed=%" PRIu64 " abandoned=%" PRIu64 "\n", t_end,
                delivered, shmbus_sub_missed(sub), shmbus_sub_abandoned(sub));
         shmbus_sub_close(sub);

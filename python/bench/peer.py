@@ -87,6 +87,11 @@ def stamp(payload: bytearray, i: int) -> None:
     payload[:n] = i.to_bytes(8, "little")[:n]
 
 
+def pattern(size: int) -> bytearray:
+    """The harness payload pattern (benches/src/harness/util.rs, fill_pattern)."""
+    return bytearray(((j * 31 + 7) ^ (j >> 8)) & 0xFF for j in range(size))
+
+
 def read_stamp(payload: bytes) -> int:
     return int.from_bytes(payload[:8], "little")
 
@@ -94,7 +99,7 @@ def read_stamp(payload: bytes) -> int:
 def producer(spec: dict) -> dict | None:
     bus = shmbus.Bus.open(spec["bus"])
     n = num(spec, "n")
-    payload = bytearray(num(spec, "payload"))
+    payload = pattern(num(spec, "payload"))
     publish = bus.publish
     if not ready_then_wait_go():
         return None
@@ -112,6 +117,8 @@ def subscriber(spec: dict, deadline: float) -> dict | None:
     bus = shmbus.Bus.open(spec["bus"])
     expected = num(spec, "expected")
     size = num(spec, "payload")
+    # Every byte after the stamp is checked, as the Rust and C subscribers do.
+    rest = bytes(pattern(size)[8:])
     sub = bus.subscribe(from_="newest", wait="spin")
     if not ready_then_wait_go():
         return None
@@ -127,10 +134,10 @@ def subscriber(spec: dict, deadline: float) -> dict | None:
                 f"< published {expected} at the deadline (silent loss?)"
             )
         delivered += len(msgs)
-        bad += sum(1 for m in msgs if len(m) != size)
+        bad += sum(1 for m in msgs if len(m) != size or not m.payload.endswith(rest))
     t_end = time.monotonic_ns()
     if bad:
-        raise PeerError(f"{bad} frames had the wrong payload length")
+        raise PeerError(f"{bad} frames had a wrong payload (length or bytes)")
     return {"t_end": t_end, "delivered": delivered, "missed": sub.missed, "abandoned": sub.abandoned}
 
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use shmbus::WaitStrategy;
 
-use super::util::{group_idle, mono_ns, pin_current_thread, read_stamp, stamp, RttLog};
+use super::util::{fill_pattern, group_idle, mono_ns, payload_intact, pin_current_thread, read_stamp, stamp, RttLog};
 use super::{Flow, FlowOutcome, LatencyOutcome};
 
 /// Run `$body` with `N` bound to the payload size (one of the supported sizes).
@@ -205,6 +205,9 @@ fn flow_n<const N: usize>(
     let barrier = Barrier::new(producers + consumers);
     let taken = AtomicU64::new(0);
     let deadline = Instant::now() + timeout;
+    let mut pattern = [0u8; N];
+    fill_pattern(&mut pattern);
+    let pattern = &pattern;
     std::thread::scope(|s| {
         let mut prod = Vec::new();
         for _ in 0..producers {
@@ -213,7 +216,7 @@ fn flow_n<const N: usize>(
                 barrier.wait();
                 pinned?;
                 let t0 = mono_ns();
-                let mut buf = [0u8; N];
+                let mut buf = *pattern;
                 for i in 0..per_producer {
                     stamp(&mut buf, i);
                     for q in &qs {
@@ -243,7 +246,9 @@ fn flow_n<const N: usize>(
                     }
                     match q.pop() {
                         Some(x) => {
-                            std::hint::black_box(&x);
+                            if !payload_intact(&x, pattern) {
+                                return Err(format!("crossbeam consumer: frame {got} had a wrong payload"));
+                            }
                             got += 1;
                             if shared {
                                 taken.fetch_add(1, Relaxed);

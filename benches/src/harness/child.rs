@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use shmbus::{Bus, Filter, Start, SubscribeOptions, WaitStrategy};
 
-use super::util::{group_idle, mono_ns, pin_current_thread, read_stamp, stamp, Kv, RttLog, TOPIC};
+use super::util::{
+    fill_pattern, group_idle, mono_ns, payload_intact, pin_current_thread, read_stamp, stamp, Kv, RttLog, TOPIC,
+};
 
 /// Environment variable naming the role of a harness child.
 pub(crate) const ENV: &str = "SHMBUS_BENCH_CHILD";
@@ -280,6 +282,7 @@ fn producer_role(spec: &Kv) -> Result<Option<Kv>, String> {
     let bus = open(spec.str("bus")?)?;
     let n = spec.num("n")?;
     let mut payload = vec![0u8; spec.num("payload")? as usize];
+    fill_pattern(&mut payload);
     if !ready_then_wait_go()? {
         return Ok(None);
     }
@@ -293,11 +296,13 @@ fn producer_role(spec: &Kv) -> Result<Option<Kv>, String> {
 }
 
 /// Receive until `expected` seqs are accounted for (delivered + missed), as a
-/// broadcast subscriber, or until the group cursor passed `expected`.
+/// broadcast subscriber, or until the group cursor passed `expected`. Every
+/// frame's payload is checked byte for byte ([`payload_intact`]).
 fn subscriber_role(spec: &Kv, deadline_ms: u64) -> Result<Option<Kv>, String> {
     let bus = open(spec.str("bus")?)?;
     let expected = spec.num("expected")?;
-    let size = spec.num("payload")? as usize;
+    let mut pattern = vec![0u8; spec.num("payload")? as usize];
+    fill_pattern(&mut pattern);
     let opts = SubscribeOptions {
         start: Start::Newest,
         wait: WaitStrategy::Spin,
@@ -319,7 +324,7 @@ fn subscriber_role(spec: &Kv, deadline_ms: u64) -> Result<Option<Kv>, String> {
         loop {
             if let Some(f) = sub.try_recv().map_err(err)? {
                 delivered += 1;
-                bad += u64::from(f.payload().len() != size);
+                bad += u64::from(!payload_intact(f.payload(), &pattern));
                 continue;
             }
             if sub.next_seq() >= expected {
@@ -341,7 +346,7 @@ fn subscriber_role(spec: &Kv, deadline_ms: u64) -> Result<Option<Kv>, String> {
             match sub.recv_until(Some(deadline)).map_err(err)? {
                 Some(f) => {
                     delivered += 1;
-                    bad += u64::from(f.payload().len() != size);
+                    bad += u64::from(!payload_intact(f.payload(), &pattern));
                 }
                 None => {
                     return Err(format!(
@@ -356,7 +361,7 @@ fn subscriber_role(spec: &Kv, deadline_ms: u64) -> Result<Option<Kv>, String> {
     }
     let t_end = mono_ns();
     if bad > 0 {
-        return Err(format!("{bad} frames had the wrong payload length"));
+        return Err(format!("{bad} frames had a wrong payload (length or bytes)"));
     }
     Ok(Some(
         Kv::new()

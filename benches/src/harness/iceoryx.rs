@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use iceoryx2::prelude::*;
 
 use super::child::start_all_exe;
-use super::util::{mono_ns, read_stamp, stamp, unique_name, Kv, RttLog};
+use super::util::{fill_pattern, mono_ns, payload_intact, read_stamp, stamp, unique_name, Kv, RttLog};
 use super::{base_spec, ping_pong, FlowOutcome, LatencyOutcome};
 
 type Ports = (
@@ -77,6 +77,7 @@ pub(crate) fn run_role(
     let node = NodeBuilder::new().create::<ipc::Service>().map_err(dbg("node"))?;
     let size = spec.num("payload")? as usize;
     let mut payload = vec![0u8; size];
+    fill_pattern(&mut payload);
     match role {
         "ice-ping" | "ice-pong" => {
             let ping = role == "ice-ping";
@@ -169,8 +170,11 @@ pub(crate) fn run_role(
                 match s.receive().map_err(dbg("receive"))? {
                     Some(x) => {
                         let i = read_stamp(x.payload());
-                        if i < next || x.payload().len() != size {
+                        if i < next {
                             return Err(format!("iceoryx2: stamp {i} after {next} (duplicate or reordered)"));
+                        }
+                        if !payload_intact(x.payload(), &payload) {
+                            return Err(format!("iceoryx2: frame {i} had a wrong payload"));
                         }
                         next = i + 1;
                         delivered += 1;

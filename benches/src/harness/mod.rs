@@ -1234,6 +1234,28 @@ mod tests {
     }
 
     #[test]
+    fn payload_check_reads_every_byte_after_the_stamp() {
+        let mut pattern = vec![0u8; 1024];
+        util::fill_pattern(&mut pattern);
+        // The formula bench_c.c and peer.py implement too.
+        assert_eq!(&pattern[..4], &[7, 38, 69, 100]);
+        assert_eq!(pattern[256], ((256 * 31 + 7) ^ 1) as u8);
+        let mut frame = pattern.clone();
+        util::stamp(&mut frame, 12345);
+        assert!(util::payload_intact(&frame, &pattern), "the stamp is not checked");
+        frame[1023] ^= 1;
+        assert!(!util::payload_intact(&frame, &pattern), "last byte");
+        frame[1023] ^= 1;
+        frame.copy_within(8..520, 9);
+        assert!(!util::payload_intact(&frame, &pattern), "shifted bytes");
+        assert!(!util::payload_intact(&pattern[..1000], &pattern), "short frame");
+        let mut eight = [0u8; 8];
+        util::fill_pattern(&mut eight);
+        util::stamp(&mut eight, 3);
+        assert!(util::payload_intact(&eight, &[0u8; 8]), "an 8-byte payload is all stamp");
+    }
+
+    #[test]
     fn median_and_table() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);

@@ -274,6 +274,27 @@ pub(crate) fn stamp(payload: &mut [u8], i: u64) {
     payload[..n].copy_from_slice(&i.to_le_bytes()[..n]);
 }
 
+/// Fill `payload` with the harness pattern: byte `j` is
+/// `(j * 31 + 7) ^ (j >> 8)`, truncated to 8 bits (bench_c.c and
+/// python/bench/peer.py use the same). Producers fill their payload once,
+/// then [`stamp`] its first 8 bytes per frame; every throughput subscriber
+/// checks the rest with [`payload_intact`].
+pub(crate) fn fill_pattern(payload: &mut [u8]) {
+    for (j, b) in payload.iter_mut().enumerate() {
+        *b = (j.wrapping_mul(31).wrapping_add(7) ^ (j >> 8)) as u8;
+    }
+}
+
+/// Whether a received payload has the length of `pattern` and carries it
+/// after the stamp. This reads every byte, as a consumer that uses its
+/// data does: a peer that hands out a reference into shared memory
+/// (iceoryx2) would otherwise be timed moving one cache line per frame
+/// while a peer that copies (shmbus, crossbeam) moves them all.
+#[inline]
+pub(crate) fn payload_intact(payload: &[u8], pattern: &[u8]) -> bool {
+    payload.len() == pattern.len() && payload.get(8..) == pattern.get(8..)
+}
+
 /// Read the stamp written by [`stamp`] (truncated to the payload length).
 #[inline]
 pub(crate) fn read_stamp(payload: &[u8]) -> u64 {

@@ -19,7 +19,8 @@ use crate::size::parse_size;
 /// Arguments of `shmbus bench`.
 #[derive(Args, Debug)]
 #[command(after_help = "\
-Scenarios: latency, latency-pinned, latency-park, throughput, mpsc, fanout, group
+Scenarios: latency, latency-pinned, latency-park, throughput, throughput-pinned, mpsc,
+fanout, group
 (default: all). Payload sizes: 8, 64, 1KiB, 16KiB (default: 64).
 Every shmbus scenario runs in separate processes on temporary buses; the
 in-process crossbeam ArrayQueue is measured alongside as a baseline.
@@ -208,6 +209,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unsupported"));
+    }
+
+    #[test]
+    fn help_names_every_scenario() {
+        use clap::CommandFactory;
+        let help = Wrapper::command().get_after_help().expect("after_help").to_string();
+        let listed = help.split("(default: all)").next().unwrap_or("");
+        for s in SCENARIOS {
+            assert!(
+                listed.split([',', ' ', '\n']).any(|w| w == *s),
+                "`shmbus bench --help` does not list scenario {s}"
+            );
+        }
     }
 
     #[test]
