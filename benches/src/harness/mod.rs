@@ -32,7 +32,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use shmbus::{Config, WaitStrategy};
+use shmbus::{Config, Overflow, WaitStrategy};
 
 use child::{start_all_exe, wait_name};
 use util::{allowed_cpus, hist_merge_encoded, leftover_buses, new_hist, temp_bus, Kv, RttLog, GROUP_YIELD_EVERY};
@@ -103,7 +103,7 @@ impl Default for Options {
 pub struct ScenarioResult {
     /// Scenario name (from [`SCENARIOS`], park variants suffixed).
     pub scenario: String,
-    /// `"shmbus"`, `"shmbus-spsc"`, `"shmbus-c"` (the C path, see
+    /// `"shmbus"`, `"shmbus-spsc"`, `"shmbus-block"` (throughput family), `"shmbus-c"` (the C path, see
     /// [`C_PEER_ENV`]), `"shmbus-py"` (the Python path, see [`PY_PEER_ENV`]),
     /// `"crossbeam"`, `"iceoryx2"` or `"iceoryx2-blocking"`.
     pub peer: String,
@@ -508,16 +508,19 @@ fn run_flow(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<ScenarioResult>, String> {
     let flow = v.flow;
-    let mut shm = Vec::new();
-    let mut spsc = Vec::new();
+    // Single-producer mode applies where one process publishes.
+    let modes: &[ShmMode] = if flow.shape().0 == 1 {
+        &[ShmMode::Evict, ShmMode::Spsc, ShmMode::Block]
+    } else {
+        &[ShmMode::Evict, ShmMode::Block]
+    };
+    let mut shm: Vec<(ShmMode, Vec<FlowOutcome>)> = modes.iter().map(|&m| (m, Vec::new())).collect();
     let mut cb = Vec::new();
     // The C and Python paths, if their programs are named.
     let mut ext: Vec<(ExternalPeer, Vec<FlowOutcome>)> = external_peers(Some(flow))
         .into_iter()
         .map(|p| (p, Vec::new()))
         .collect();
-    // Single-producer mode applies where one process publishes.
-    let spsc_too = flow.shape().0 == 1;
     #[cfg(feature = "iceoryx2")]
     let (mut ice, mut ice_block) = (Vec::new(), Vec::new());
     let rate = |o: &FlowOutcome| o.delivered as f64 / flow.receivers() as f64 / (o.elapsed_ns as f64 / 1e9);
@@ -531,16 +534,13 @@ fn run_flow(
                 o.missed
             ))
         };
-        for single in [false, true] {
-            if single && !spsc_too {
-                continue;
-            }
-            let o = shm_flow(v, size, plan.frames, plan.timeout, single)?;
-            report(if single { "shmbus-spsc" } else { "shmbus" }, &o);
-            if single { &mut spsc } else { &mut shm }.push(o);
+        for (mode, outcomes) in &mut shm {
+            let o = shm_flow(v, size, plan.frames, plan.timeout, *mode)?;
+            report(mode.peer(), &o);
+            outcomes.push(o);
         }
         for (peer, outcomes) in &mut ext {
-            let o = shm_flow_exe(Some(&peer.exe), v, size, plan.frames, plan.timeout, false)
+            let o = shm_flow_exe(Some(&peer.exe), v, size, plan.frames, plan.timeout, ShmMode::Evict)
                 .map_err(|e| format!("{} ({}): {e}", peer.name, peer.exe.display()))?;
             report(peer.name, &o);
             outcomes.push(o);
@@ -569,34 +569,25 @@ fn run_flow(
         plan.frames / p * p,
         v.placement()
     );
-    let mut out = vec![
-        summarize_flow(
-            v,
-            "shmbus",
-            size,
-            &shm,
-            format!("{shape}; processes; 16 MiB bus, evict; spin"),
-        ),
-        summarize_flow(
-            v,
-            "crossbeam",
-            size,
-            &cb,
-            format!("{shape}; threads; back-pressure, no loss"),
-        ),
-    ];
-    if !spsc.is_empty() {
-        out.insert(
-            1,
+    let mut out: Vec<ScenarioResult> = shm
+        .iter()
+        .map(|(mode, outcomes)| {
             summarize_flow(
                 v,
-                "shmbus-spsc",
+                mode.peer(),
                 size,
-                &spsc,
-                format!("{shape}; processes; 16 MiB bus, evict, single_producer; spin"),
-            ),
-        );
-    }
+                outcomes,
+                format!("{shape}; processes; 16 MiB bus, {}; spin", mode.note()),
+            )
+        })
+        .collect();
+    out.push(summarize_flow(
+        v,
+        "crossbeam",
+        size,
+        &cb,
+        format!("{shape}; threads; back-pressure, no loss"),
+    ));
     // After the Rust rows, before crossbeam's.
     for (peer, outcomes) in &ext {
         out.insert(
@@ -771,8 +762,50 @@ fn external_peers(flow: Option<Flow>) -> Vec<ExternalPeer> {
     v
 }
 
-fn shm_flow(v: &FlowVariant, size: usize, frames: u64, timeout: Duration, single: bool) -> Result<FlowOutcome, String> {
-    shm_flow_exe(None, v, size, frames, timeout, single)
+/// How a throughput-family shmbus peer configures its bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ShmMode {
+    /// The defaults: `Overflow::Evict`, any number of producers.
+    Evict,
+    /// `single_producer(true)` (one producer process only).
+    Spsc,
+    /// `Overflow::Block`: the producer waits for the slowest subscriber, so
+    /// nothing is lost, like crossbeam and `iceoryx2-blocking`.
+    Block,
+}
+
+impl ShmMode {
+    fn peer(self) -> &'static str {
+        match self {
+            ShmMode::Evict => "shmbus",
+            ShmMode::Spsc => "shmbus-spsc",
+            ShmMode::Block => "shmbus-block",
+        }
+    }
+    fn note(self) -> &'static str {
+        match self {
+            ShmMode::Evict => "evict",
+            ShmMode::Spsc => "evict, single_producer",
+            ShmMode::Block => "Overflow::Block (no loss)",
+        }
+    }
+    fn config(self, cfg: Config, timeout: Duration) -> Config {
+        match self {
+            ShmMode::Evict => cfg,
+            ShmMode::Spsc => cfg.single_producer(true),
+            ShmMode::Block => cfg.overflow(Overflow::Block(timeout)),
+        }
+    }
+}
+
+fn shm_flow(
+    v: &FlowVariant,
+    size: usize,
+    frames: u64,
+    timeout: Duration,
+    mode: ShmMode,
+) -> Result<FlowOutcome, String> {
+    shm_flow_exe(None, v, size, frames, timeout, mode)
 }
 
 /// [`shm_flow`] with the producer and subscriber processes run by `exe`.
@@ -782,12 +815,14 @@ fn shm_flow_exe(
     size: usize,
     frames: u64,
     timeout: Duration,
-    single: bool,
+    mode: ShmMode,
 ) -> Result<FlowOutcome, String> {
-    let cfg = Config::default()
-        .memory_limit(16 << 20)
-        .max_frame_size(size.max(1024) as u32)
-        .single_producer(single);
+    let cfg = mode.config(
+        Config::default()
+            .memory_limit(16 << 20)
+            .max_frame_size(size.max(1024) as u32),
+        timeout,
+    );
     let flow = v.flow;
     let bus = temp_bus(flow.name(), &cfg)?;
     let (producers, subs, group) = flow.shape();
@@ -1252,7 +1287,10 @@ mod tests {
         let mut eight = [0u8; 8];
         util::fill_pattern(&mut eight);
         util::stamp(&mut eight, 3);
-        assert!(util::payload_intact(&eight, &[0u8; 8]), "an 8-byte payload is all stamp");
+        assert!(
+            util::payload_intact(&eight, &[0u8; 8]),
+            "an 8-byte payload is all stamp"
+        );
     }
 
     #[test]
