@@ -103,9 +103,10 @@ impl Default for Options {
 pub struct ScenarioResult {
     /// Scenario name (from [`SCENARIOS`], park variants suffixed).
     pub scenario: String,
-    /// `"shmbus"`, `"shmbus-spsc"`, `"shmbus-block"` (throughput family), `"shmbus-c"` (the C path, see
-    /// [`C_PEER_ENV`]), `"shmbus-py"` (the Python path, see [`PY_PEER_ENV`]),
-    /// `"crossbeam"`, `"iceoryx2"` or `"iceoryx2-blocking"`.
+    /// `"shmbus"`, `"shmbus-spsc"`, `"shmbus-block"` (throughput family,
+    /// `Overflow::Block`), `"shmbus-c"` (the C path, see [`C_PEER_ENV`]),
+    /// `"shmbus-py"` (the Python path, see [`PY_PEER_ENV`]), `"crossbeam"`,
+    /// `"iceoryx2"` or `"iceoryx2-blocking"`.
     pub peer: String,
     /// Payload size in bytes.
     pub payload: usize,
@@ -535,7 +536,7 @@ fn run_flow(
             ))
         };
         for (mode, outcomes) in &mut shm {
-            let o = shm_flow(v, size, plan.frames, plan.timeout, *mode)?;
+            let o = shm_flow_exe(None, v, size, plan.frames, plan.timeout, *mode)?;
             report(mode.peer(), &o);
             outcomes.push(o);
         }
@@ -712,17 +713,18 @@ pub(crate) fn ping_pong(
 
 /// Environment variable naming the C benchmark program (`benches/c/bench_c.c`,
 /// built by `make bench-c`). When it is set, the `throughput`,
-/// `throughput-pinned`, `mpsc` and `fanout` scenarios also run a `shmbus-c` peer: the same producer and
-/// subscriber roles, played by C processes through libshmbus.
+/// `throughput-pinned`, `mpsc` and `fanout` scenarios also run a `shmbus-c`
+/// peer: the same producer and subscriber roles, played by C processes
+/// through libshmbus.
 pub const C_PEER_ENV: &str = "SHMBUS_BENCH_C";
 
 /// Environment variable naming a program that starts the Python peer
 /// (`python/bench/peer.py` under the venv's interpreter; `make
 /// bench-harness-python` writes one). When it is set, the `throughput`,
 /// `throughput-pinned`, `mpsc` and `fanout` scenarios and the latency
-/// scenarios also run a
-/// `shmbus-py` peer: the same roles played by Python processes through the
-/// `shmbus` package (`publish` in a loop, `recv_many`, `recv`).
+/// scenarios also run a `shmbus-py` peer: the same roles played by Python
+/// processes through the `shmbus` package (`publish` in a loop,
+/// `recv_many`, `recv`).
 pub const PY_PEER_ENV: &str = "SHMBUS_BENCH_PY";
 
 /// A peer whose child processes are another program speaking the child
@@ -798,17 +800,9 @@ impl ShmMode {
     }
 }
 
-fn shm_flow(
-    v: &FlowVariant,
-    size: usize,
-    frames: u64,
-    timeout: Duration,
-    mode: ShmMode,
-) -> Result<FlowOutcome, String> {
-    shm_flow_exe(None, v, size, frames, timeout, mode)
-}
-
-/// [`shm_flow`] with the producer and subscriber processes run by `exe`.
+/// One run of a throughput-family scenario on a fresh bus configured per
+/// `mode`, its producer and subscriber processes run by `exe` (an external
+/// peer) or by this executable (`None`).
 fn shm_flow_exe(
     exe: Option<&std::path::Path>,
     v: &FlowVariant,
