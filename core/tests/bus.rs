@@ -257,6 +257,42 @@ fn block_policy_waits_then_fails_full() {
 }
 
 #[test]
+fn block_policy_waits_for_a_slow_reader_and_loses_nothing() {
+    let name = TempName::new("block-ok");
+    let cfg = Config::default()
+        .memory_limit(256 << 10)
+        .max_frame_size(1024)
+        .overflow(Overflow::Block(Duration::from_secs(10)));
+    let bus = Bus::create(&name, &cfg).unwrap();
+    let mut sub = bus.subscribe(Filter::all()).unwrap();
+    // About four times what the bus holds, so the producer must wait for
+    // the reader several times.
+    const N: u64 = 2_000;
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let mut next = 0u64;
+            while next < N {
+                let f = sub.recv_timeout(Duration::from_secs(10)).unwrap().expect("a frame");
+                assert_eq!(f.payload()[..8], next.to_le_bytes(), "frames in order, none lost");
+                next += 1;
+                if next % 64 == 0 {
+                    std::thread::sleep(Duration::from_millis(1)); // a slow reader
+                }
+            }
+            sub.missed()
+        });
+        for i in 0..N {
+            let mut payload = [0u8; 500];
+            payload[..8].copy_from_slice(&i.to_le_bytes());
+            bus.publish("t", &payload)
+                .expect("Block waits for the reader instead of failing");
+        }
+        assert_eq!(reader.join().unwrap(), 0);
+    });
+    assert_eq!(bus.stats().published, N);
+}
+
+#[test]
 fn listener_limit_is_enforced_and_freed_on_drop() {
     let name = TempName::new("limit");
     let bus = Bus::create(&name, &small().listener_limit(2)).unwrap();
