@@ -3,25 +3,33 @@
 //! in a thread, publishes N frames, prints the rate and removes the bus.
 //!
 //! ```text
-//! publish-loop [FRAMES] [PAYLOAD_BYTES] [--with-spinning-subscriber] [--checksum]
+//! publish-loop [FRAMES] [PAYLOAD_BYTES] [--with-spinning-subscriber] [--checksum] [--block]
 //! strace -c -f ./target/release/publish-loop 1000000 64
 //! ```
+//!
+//! `--block` creates the bus with `Overflow::Block` (10 s) instead of the
+//! default `Evict`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use shmbus::Config;
+use shmbus::{Config, Overflow};
 use shmbus_benches::TempBus;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let spin_sub = args.iter().any(|a| a == "--with-spinning-subscriber");
     let checksum = args.iter().any(|a| a == "--checksum");
+    let block = args.iter().any(|a| a == "--block");
     let nums: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let frames = nums.first().copied().unwrap_or(1_000_000);
     let size = nums.get(1).copied().unwrap_or(64) as usize;
     let name = format!("bench-{}-publish-loop", std::process::id());
-    let tb = TempBus::create(&name, &Config::default().memory_limit(16 << 20).checksum(checksum)).expect("create bus");
+    let mut cfg = Config::default().memory_limit(16 << 20).checksum(checksum);
+    if block {
+        cfg = cfg.overflow(Overflow::Block(Duration::from_secs(10)));
+    }
+    let tb = TempBus::create(&name, &cfg).expect("create bus");
     let bus = tb.bus();
     let stop = AtomicBool::new(false);
     let payload = vec![7u8; size];
