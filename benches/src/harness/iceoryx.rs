@@ -227,13 +227,10 @@ pub(crate) fn throughput(
 ) -> Result<FlowOutcome, String> {
     let name = unique_name("ice-throughput");
     let spec = |role: &str, cpu: Option<usize>| {
-        let s = base_spec(role, size, timeout)
+        base_spec(role, size, timeout)
             .set("bus", &name)
-            .set("lossless", u8::from(lossless));
-        match cpu {
-            Some(c) => s.set("cpu", c),
-            None => s,
-        }
+            .set("lossless", u8::from(lossless))
+            .pin(cpu)
     };
     let specs = [
         spec("ice-subscriber", cpus.map(|c| c.1)).set("expected", frames),

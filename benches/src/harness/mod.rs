@@ -674,11 +674,11 @@ pub(crate) fn ping_pong(
 ) -> Result<LatencyOutcome, String> {
     let (a, b) = channels;
     let spec = |role: &str, input: &str, output: &str, cpu: Option<usize>| {
-        let mut s = base.clone().set("role", role).set("in", input).set("out", output);
-        if let Some(c) = cpu {
-            s = s.set("cpu", c);
-        }
-        s
+        base.clone()
+            .set("role", role)
+            .set("in", input)
+            .set("out", output)
+            .pin(cpu)
     };
     let specs = [
         spec(roles[0], a, b, cpus.map(|c| c.1)),
@@ -826,23 +826,20 @@ fn shm_flow_exe(
     for _ in 0..subs {
         let mut s = base_spec("subscriber", size, timeout)
             .set("bus", bus.name())
-            .set("expected", total);
+            .set("expected", total)
+            .pin(v.cpus.map(|c| c.1));
         if group {
             s = s.set("group", "workers");
-        }
-        if let Some((_, cpu)) = v.cpus {
-            s = s.set("cpu", cpu);
         }
         specs.push(s);
     }
     for _ in 0..producers {
-        let mut s = base_spec("producer", size, timeout)
-            .set("bus", bus.name())
-            .set("n", per);
-        if let Some((cpu, _)) = v.cpus {
-            s = s.set("cpu", cpu);
-        }
-        specs.push(s);
+        specs.push(
+            base_spec("producer", size, timeout)
+                .set("bus", bus.name())
+                .set("n", per)
+                .pin(v.cpus.map(|c| c.0)),
+        );
     }
     let deadline = Instant::now() + timeout + Duration::from_secs(10);
     let mut kids = start_all_exe(exe, &specs, deadline)?;

@@ -128,6 +128,13 @@ impl Kv {
         self.0.insert(k.to_string(), v.to_string());
         self
     }
+    /// Pin the child to `cpu` (the `cpu` key every child honours), if any.
+    pub(crate) fn pin(self, cpu: Option<usize>) -> Kv {
+        match cpu {
+            Some(c) => self.set("cpu", c),
+            None => self,
+        }
+    }
     pub(crate) fn encode(&self) -> String {
         self.0
             .iter()
