@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, Overflow};
 use crate::error::{Error, Result};
 use crate::filter::{validate_topic, Filter};
-use crate::frame::{frame_len, FrameHeader, Meta, HEADER_LEN};
+use crate::frame::{frame_len, FrameHeader, Meta};
 use crate::layout;
 use crate::producer::{self, ThreadSlot};
 use crate::registry;
@@ -244,15 +244,15 @@ impl Bus {
         &self,
         slot: &ThreadSlot,
         meta: &Meta,
-        pos: u64,
-        seq: u64,
+        ids: bool,
+        c: &Claimed,
         topic: &str,
         payload_len: usize,
     ) -> FrameHeader {
         FrameHeader {
             commit: 0,
-            position: pos,
-            seq,
+            position: c.pos,
+            seq: c.seq,
             timestamp_ns: slot.clock.now(),
             correlation_id: meta.correlation.id.to_le_bytes(),
             parent_id: meta.correlation.parent.to_le_bytes(),
@@ -266,7 +266,7 @@ impl Bus {
                 crate::frame::FLAG_CHECKSUM
             } else {
                 0
-            },
+            } | if ids { crate::frame::FLAG_IDS } else { 0 },
             checksum: 0,
         }
     }
@@ -344,9 +344,10 @@ impl Bus {
         self.check_meta_and_size(meta, payload.len())?;
         self.shared.seg.check_truncated()?;
         let (slot, topic) = producer::slot_for_topic(&self.shared, topic, check)?;
-        let len = frame_len(topic.len(), payload.len());
+        let ids = meta.correlation.is_set(); // stored only when set
+        let len = frame_len(topic.len(), payload.len(), ids);
         let c = self.reserve(slot, len)?;
-        let h = self.header(slot, meta, c.pos, c.seq, topic, payload.len());
+        let h = self.header(slot, meta, ids, &c, topic, payload.len());
         self.shared.seg.ring.write_frame(c.off, &h, topic.as_bytes(), payload);
         let crc = self
             .shared
@@ -381,14 +382,15 @@ impl Bus {
     /// every claim.
     #[inline(always)]
     fn claim_in(&self, slot: &ThreadSlot, meta: &Meta, topic: &str, len: usize) -> Result<Claim<'_>> {
-        let total = frame_len(topic.len(), len);
+        let ids = meta.correlation.is_set(); // stored only when set
+        let total = frame_len(topic.len(), len, ids);
         let c = self.reserve(slot, total)?;
         let ring = &self.shared.seg.ring;
-        let h = self.header(slot, meta, c.pos, c.seq, topic, len);
+        let h = self.header(slot, meta, ids, &c, topic, len);
         // Write header and topic now; zero the payload so no stale bytes leak.
         ring.write_frame(c.off, &h, topic.as_bytes(), &[]);
-        let payload_off = c.off + HEADER_LEN + topic.len();
-        ring.mem.zero(payload_off, total - HEADER_LEN - topic.len());
+        let payload_off = c.off + h.wire_len() + topic.len();
+        ring.mem.zero(payload_off, total - h.wire_len() - topic.len());
         slot.claim_outstanding.set(true);
         Ok(Claim {
             bus: self,

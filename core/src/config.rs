@@ -169,7 +169,7 @@ impl Config {
 
     /// Largest frame in the log, header and topic included.
     pub(crate) fn max_frame_len(&self) -> usize {
-        frame_len(MAX_TOPIC_LEN, self.max_frame_size as usize)
+        frame_len(MAX_TOPIC_LEN, self.max_frame_size as usize, true)
     }
 
     /// Check every field; the error names the field and its allowed range.

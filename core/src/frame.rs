@@ -1,23 +1,44 @@
-//! The fixed layout of one frame in the data region, and the types that
-//! describe a frame to users.
+//! The layout of one frame in the data region, and the types that describe
+//! a frame to users.
 //!
 //! ```text
-//! +---------------------------+ 0
-//! | FrameHeader (96 bytes)    |  commit word first, written last (Release)
-//! +---------------------------+ 96
-//! | topic (topic_len bytes)   |  UTF-8, at most 255 bytes
-//! | payload (payload_len)     |
-//! | zero padding to 8 bytes   |
-//! +---------------------------+ total_len (multiple of 8)
+//! +-----------------------------+ 0
+//! | FrameHeader, first 48 bytes |  commit word first, written last (Release)
+//! +-----------------------------+ 48
+//! | correlation, parent, root   |  only with FLAG_IDS (any id non-zero)
+//! | ids (48 bytes)              |
+//! +-----------------------------+ 48 or 96 (`FrameHeader::wire_len`)
+//! | topic (topic_len bytes)     |  UTF-8, at most 255 bytes
+//! | payload (payload_len)       |
+//! | zero padding to 8 bytes     |
+//! +-----------------------------+ total_len (multiple of 8)
 //! ```
+//!
+//! The three 128-bit correlation ids take half of the 96-byte
+//! [`FrameHeader`], and most frames carry none: a frame stores them only
+//! when one is non-zero ([`FLAG_IDS`]), so a 64-byte event on a short topic
+//! occupies two cache lines instead of three. Readers expand what they copy
+//! back into the whole header (ids zero when absent), so everything after
+//! the copy sees one fixed layout.
 //!
 //! Every field is read back from shared memory as untrusted bytes and checked
 //! by [`FrameHeader::validate`] before use.
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-/// Size of [`FrameHeader`] in bytes.
+/// Size of [`FrameHeader`] in bytes: the header as readers hand it out
+/// (ids included); in the segment a frame without ids stores only the
+/// first [`BASE_HEADER_LEN`] bytes of it.
 pub const HEADER_LEN: usize = std::mem::size_of::<FrameHeader>();
+/// Bytes of the header every frame stores: everything but the ids.
+pub const BASE_HEADER_LEN: usize = 48;
+/// Bytes of the three correlation ids, stored after the base header only
+/// by frames with [`FLAG_IDS`].
+pub const IDS_LEN: usize = HEADER_LEN - BASE_HEADER_LEN;
+/// Offset of [`FrameHeader::checksum`] in a frame.
+pub(crate) const CHECKSUM_OFF: usize = BASE_HEADER_LEN - 4;
+/// Offset of [`FrameHeader::flags`] in a frame.
+pub(crate) const FLAGS_OFF: usize = CHECKSUM_OFF - 1;
 /// Longest topic, in bytes.
 pub const MAX_TOPIC_LEN: usize = 255;
 /// Frames start at multiples of this many bytes.
@@ -35,12 +56,6 @@ pub struct FrameHeader {
     pub seq: u64,
     /// Nanoseconds since the Unix epoch, set at publish.
     pub timestamp_ns: u64,
-    /// Correlation id (0 = none), little-endian.
-    pub correlation_id: [u8; 16],
-    /// Parent id (0 = none), little-endian.
-    pub parent_id: [u8; 16],
-    /// Root id (0 = none), little-endian.
-    pub root_id: [u8; 16],
     /// Process id of the publisher.
     pub producer: u32,
     /// Payload length in bytes.
@@ -51,49 +66,89 @@ pub struct FrameHeader {
     pub event_type: u8,
     /// Topic length in bytes.
     pub topic_len: u8,
-    /// Reserved flags (bit 0: checksum present).
+    /// Flags: [`FLAG_CHECKSUM`], [`FLAG_IDS`]; other bits are reserved.
     pub flags: u8,
-    /// CRC32C of header (with commit and checksum zeroed) and body, if flag bit 0.
+    /// CRC32C of the frame (see [`checksum`]), if [`FLAG_CHECKSUM`].
     pub checksum: u32,
+    /// Correlation id (0 = none), little-endian. Stored only with [`FLAG_IDS`].
+    pub correlation_id: [u8; 16],
+    /// Parent id (0 = none), little-endian. Stored only with [`FLAG_IDS`].
+    pub parent_id: [u8; 16],
+    /// Root id (0 = none), little-endian. Stored only with [`FLAG_IDS`].
+    pub root_id: [u8; 16],
 }
 
-const _: () = assert!(HEADER_LEN == 96);
+const _: () = assert!(HEADER_LEN == 96 && BASE_HEADER_LEN % 8 == 0);
 
-/// Total bytes a frame with this topic and payload occupies in the log.
+/// Total bytes a frame with this topic and payload occupies in the log;
+/// `ids`: whether it stores correlation ids ([`FLAG_IDS`]).
+///
+/// ```
+/// use shmbus::frame::frame_len;
+/// assert_eq!(frame_len(10, 64, false), 128); // 48 + 10 + 64, padded to 8
+/// assert_eq!(frame_len(10, 64, true), 176); // and the 48 bytes of ids
+/// ```
 #[inline]
-pub const fn frame_len(topic_len: usize, payload_len: usize) -> usize {
-    (HEADER_LEN + topic_len + payload_len + FRAME_ALIGN - 1) & !(FRAME_ALIGN - 1)
+pub const fn frame_len(topic_len: usize, payload_len: usize, ids: bool) -> usize {
+    let header = if ids { HEADER_LEN } else { BASE_HEADER_LEN };
+    (header + topic_len + payload_len + FRAME_ALIGN - 1) & !(FRAME_ALIGN - 1)
 }
 
 impl FrameHeader {
-    /// The header's bytes after the commit word, as the eleven 8-byte words
-    /// they occupy in memory (native byte order, exactly the struct's
-    /// layout). A producer stores these words into the segment one by one:
-    /// copying the struct with `memcpy` made wide loads of a header just
-    /// built with narrow stores, which the CPU cannot forward, and every
-    /// publish stalled on it.
+    /// Whether the frame stores its correlation ids ([`FLAG_IDS`]).
     #[inline(always)]
-    pub(crate) fn body_words(&self) -> [u64; HEADER_LEN / 8 - 1] {
+    pub fn has_ids(&self) -> bool {
+        self.flags & FLAG_IDS != 0
+    }
+
+    /// Bytes of this header in the segment: [`BASE_HEADER_LEN`], or
+    /// [`HEADER_LEN`] with the ids.
+    #[inline(always)]
+    pub fn wire_len(&self) -> usize {
+        if self.has_ids() {
+            HEADER_LEN
+        } else {
+            BASE_HEADER_LEN
+        }
+    }
+
+    /// The header's bytes after the commit word, as the 8-byte words they
+    /// occupy in memory (native byte order, exactly the struct's layout):
+    /// the base header's five, then, with [`FLAG_IDS`], the ids' six. A
+    /// producer stores these words into the segment one by one: copying the
+    /// struct with `memcpy` made wide loads of a header just built with
+    /// narrow stores, which the CPU cannot forward, and every publish
+    /// stalled on it.
+    #[inline(always)]
+    pub(crate) fn base_words(&self) -> [u64; BASE_HEADER_LEN / 8 - 1] {
         fn two<const A: usize, const B: usize>(a: [u8; A], b: [u8; B]) -> u64 {
             let mut w = [0u8; 8];
             w[..A].copy_from_slice(&a);
             w[A..A + B].copy_from_slice(&b);
             u64::from_ne_bytes(w)
         }
-        let half = |id: &[u8; 16], i: usize| u64::from_ne_bytes(id[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
         let flags = [self.kind, self.event_type, self.topic_len, self.flags];
         [
             self.position,
             self.seq,
             self.timestamp_ns,
+            two(self.producer.to_ne_bytes(), self.payload_len.to_ne_bytes()),
+            two(flags, self.checksum.to_ne_bytes()),
+        ]
+    }
+
+    /// The ids as the six words that follow the base header (see
+    /// [`FrameHeader::base_words`]).
+    #[inline(always)]
+    pub(crate) fn id_words(&self) -> [u64; IDS_LEN / 8] {
+        let half = |id: &[u8; 16], i: usize| u64::from_ne_bytes(id[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        [
             half(&self.correlation_id, 0),
             half(&self.correlation_id, 1),
             half(&self.parent_id, 0),
             half(&self.parent_id, 1),
             half(&self.root_id, 0),
             half(&self.root_id, 1),
-            two(self.producer.to_ne_bytes(), self.payload_len.to_ne_bytes()),
-            two(flags, self.checksum.to_ne_bytes()),
         ]
     }
 
@@ -103,7 +158,7 @@ impl FrameHeader {
         if self.position != position {
             return Err("frame position does not match its place in the log");
         }
-        let need = frame_len(self.topic_len as usize, self.payload_len as usize);
+        let need = frame_len(self.topic_len as usize, self.payload_len as usize, self.has_ids());
         if need != total_len {
             return Err("frame lengths are inconsistent");
         }
@@ -160,10 +215,32 @@ impl FrameBuf {
         &mut zerocopy::IntoBytes::as_mut_bytes(&mut self.words[..])[..bytes]
     }
 
+    /// Set the frame's length after [`FrameBuf::fill_room`] (at most the
+    /// bytes it returned).
+    #[inline]
+    pub(crate) fn set_len(&mut self, len: usize) {
+        debug_assert!(len <= self.words.len() * 8);
+        self.len = len.min(self.words.len() * 8);
+    }
+
     /// The bytes of the frame.
     #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         &zerocopy::IntoBytes::as_bytes(&self.words[..])[..self.len]
+    }
+
+    /// [`checksum`] of the frame this buffer holds, computed over the
+    /// bytes the frame stored: the ids only with [`FLAG_IDS`]. Meaningful
+    /// after a frame was read and validated into the buffer (which then
+    /// holds at least a whole header).
+    pub(crate) fn checksum(&self) -> u32 {
+        let b = self.bytes();
+        let rest = if self.header().has_ids() {
+            BASE_HEADER_LEN
+        } else {
+            HEADER_LEN
+        };
+        crc_from(b, b.get(rest..).unwrap_or_default())
     }
 
     /// The header at the front, in place.
@@ -182,25 +259,32 @@ impl FrameBuf {
 
 /// Header flag bit: the frame carries a checksum.
 pub const FLAG_CHECKSUM: u8 = 1;
+/// Header flag bit: the frame stores its correlation ids (one is non-zero).
+pub const FLAG_IDS: u8 = 2;
 
-/// CRC32C of a whole frame (`frame.len()` = its total length): the header
-/// without its commit word and checksum field, then topic, payload, padding.
+/// CRC32C of the header bytes between the commit word and the checksum
+/// field, continued over `rest`.
+fn crc_from(header: &[u8], rest: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&header[8..CHECKSUM_OFF]), rest)
+}
+
+/// CRC32C of a whole frame as stored in the segment (`frame.len()` = its
+/// total length): the base header without its commit word and checksum
+/// field, then everything after it (the ids if stored, topic, payload,
+/// padding).
 pub fn checksum(frame: &[u8]) -> u32 {
-    const CK: usize = HEADER_LEN - 4;
-    let c = crc32c::crc32c(&frame[8..CK]);
-    crc32c::crc32c_append(c, &frame[HEADER_LEN..])
+    crc_from(frame, &frame[BASE_HEADER_LEN..])
 }
 
 /// [`checksum`] of the frame these parts make (`total_len` bytes, zero
 /// padded), computed from private memory rather than from the segment, so
 /// bytes scribbled into the segment while the frame is written are caught.
 pub fn checksum_parts(header: &FrameHeader, topic: &[u8], payload: &[u8], total_len: usize) -> u32 {
-    const CK: usize = HEADER_LEN - 4;
     let h = zerocopy::IntoBytes::as_bytes(header);
-    let mut c = crc32c::crc32c(&h[8..CK]);
+    let mut c = crc_from(h, &h[BASE_HEADER_LEN..header.wire_len()]);
     c = crc32c::crc32c_append(c, topic);
     c = crc32c::crc32c_append(c, payload);
-    let pad = total_len - HEADER_LEN - topic.len() - payload.len();
+    let pad = total_len - header.wire_len() - topic.len() - payload.len();
     crc32c::crc32c_append(c, &[0u8; 8][..pad])
 }
 
@@ -329,6 +413,14 @@ pub struct Meta {
     pub event_type: EventType,
     /// Correlation ids.
     pub correlation: Correlation,
+}
+
+impl Correlation {
+    /// Whether any id is set: then a frame stores them ([`FLAG_IDS`]).
+    #[inline(always)]
+    pub(crate) fn is_set(&self) -> bool {
+        (self.id | self.parent | self.root) != 0
+    }
 }
 
 impl Meta {
@@ -479,7 +571,7 @@ mod tests {
     }
 
     #[test]
-    fn body_words_are_the_header_bytes_after_the_commit_word() {
+    fn header_words_are_the_header_bytes_after_the_commit_word() {
         let h = FrameHeader {
             commit: 0x0101_0101_0101_0101,
             position: 0x1122_3344_5566_7788,
@@ -496,16 +588,58 @@ mod tests {
             flags: 1,
             checksum: 0xcafe_babe,
         };
-        let words = h.body_words();
-        assert_eq!(words.as_bytes(), &h.as_bytes()[8..]);
+        assert_eq!(h.base_words().as_bytes(), &h.as_bytes()[8..BASE_HEADER_LEN]);
+        assert_eq!(h.id_words().as_bytes(), &h.as_bytes()[BASE_HEADER_LEN..]);
+        assert_eq!(&h.as_bytes()[CHECKSUM_OFF..BASE_HEADER_LEN], &h.checksum.to_ne_bytes());
+        assert_eq!(h.as_bytes()[FLAGS_OFF], h.flags);
+        assert_eq!(h.wire_len(), BASE_HEADER_LEN);
+        assert_eq!(FrameHeader { flags: FLAG_IDS, ..h }.wire_len(), HEADER_LEN);
     }
 
     #[test]
     fn frame_len_is_aligned_and_accounts_bytes() {
-        assert_eq!(frame_len(0, 0), 96);
-        assert_eq!(frame_len(1, 0), 104);
-        assert_eq!(frame_len(5, 100), 208);
-        assert_eq!(frame_len(255, 65536) % 8, 0);
+        assert_eq!(frame_len(0, 0, false), 48);
+        assert_eq!(frame_len(1, 0, false), 56);
+        assert_eq!(frame_len(5, 100, false), 160);
+        assert_eq!(frame_len(0, 0, true), 96);
+        assert_eq!(frame_len(1, 0, true), 104);
+        assert_eq!(frame_len(5, 100, true), 208);
+        assert_eq!(frame_len(255, 65536, true) % 8, 0);
+    }
+
+    /// The checksum covers what the segment stores: the same for a frame
+    /// whichever way it is computed (parts, stored bytes, a reader's
+    /// expanded copy), and the ids count only when stored.
+    #[test]
+    fn checksum_is_the_same_from_parts_stored_bytes_and_a_readers_copy() {
+        for ids in [false, true] {
+            let h = FrameHeader {
+                position: 4096,
+                seq: 7,
+                topic_len: 3,
+                payload_len: 5,
+                kind: 1,
+                flags: FLAG_CHECKSUM | if ids { FLAG_IDS } else { 0 },
+                root_id: if ids { [9; 16] } else { [0; 16] },
+                ..FrameHeader::default()
+            };
+            let len = frame_len(3, 5, ids);
+            let mut stored = h.as_bytes()[..h.wire_len()].to_vec();
+            stored.extend_from_slice(b"abchello");
+            stored.resize(len, 0);
+            let sum = checksum_parts(&h, b"abc", b"hello", len);
+            assert_eq!(checksum(&stored), sum, "ids {ids}");
+            let mut buf = FrameBuf::default();
+            let copy = buf.fill_room(len + HEADER_LEN - h.wire_len(), 0);
+            copy[..HEADER_LEN].copy_from_slice(h.as_bytes());
+            copy[HEADER_LEN..].copy_from_slice(&stored[h.wire_len()..]);
+            assert_eq!(buf.checksum(), sum, "ids {ids}");
+            let other = FrameHeader {
+                parent_id: [1; 16],
+                ..h
+            };
+            assert_eq!(checksum_parts(&other, b"abc", b"hello", len) == sum, !ids);
+        }
     }
 
     #[test]
@@ -517,14 +651,19 @@ mod tests {
             kind: 1,
             ..Default::default()
         };
-        assert!(h.validate(64, frame_len(3, 5)).is_ok());
-        assert!(h.validate(72, frame_len(3, 5)).is_err());
-        assert!(h.validate(64, frame_len(3, 5) + 8).is_err());
+        assert!(h.validate(64, frame_len(3, 5, false)).is_ok());
+        assert!(h.validate(64, frame_len(3, 5, true)).is_err());
+        assert!(h.validate(72, frame_len(3, 5, false)).is_err());
+        assert!(h.validate(64, frame_len(3, 5, false) + 8).is_err());
+        h.flags = FLAG_IDS;
+        assert!(h.validate(64, frame_len(3, 5, true)).is_ok());
+        assert!(h.validate(64, frame_len(3, 5, false)).is_err());
+        h.flags = 0;
         h.kind = 9;
-        assert!(h.validate(64, frame_len(3, 5)).is_err());
+        assert!(h.validate(64, frame_len(3, 5, false)).is_err());
         h.kind = 1;
         h.event_type = 200;
-        assert!(h.validate(64, frame_len(3, 5)).is_err());
+        assert!(h.validate(64, frame_len(3, 5, false)).is_err());
     }
 
     #[test]

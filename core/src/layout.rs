@@ -22,8 +22,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Magic bytes at offset 0 of every segment.
 pub const MAGIC: [u8; 8] = *b"SHMBUS\0\0";
-/// Bumped whenever the layout or the protocol changes incompatibly.
-pub const LAYOUT_VERSION: u32 = 1;
+/// Bumped whenever the layout or the protocol changes incompatibly
+/// (2: frames store their correlation ids only when one is set).
+pub const LAYOUT_VERSION: u32 = 2;
 /// Value of the ready word once the creator has initialised the segment.
 pub const READY: u64 = 0x5348_4d42_5553_5244; // "SHMBUSRD"
 

@@ -14,7 +14,9 @@
 //! term, set its base seq, mark it stable, release the tail. Readers check the
 //! partition state before and after copying a frame and discard torn copies.
 
-use crate::frame::{frame_len, FrameBuf, FrameHeader, Kind, HEADER_LEN};
+use crate::frame::{
+    frame_len, FrameBuf, FrameHeader, Kind, BASE_HEADER_LEN, CHECKSUM_OFF, FLAGS_OFF, FLAG_IDS, HEADER_LEN, IDS_LEN,
+};
 use crate::layout::{self, Layout};
 use crate::mem::Mem;
 use crate::sync::{fence, spin_hint, Ordering::*};
@@ -79,9 +81,10 @@ pub(crate) enum ClaimError {
     Corrupt,
 }
 
-/// Bytes of a frame a reader copies with one fixed-length (inlined) copy
-/// before the rest: the header and the first 32 bytes of the topic.
-const READ_PREFIX: usize = HEADER_LEN + 32;
+/// Bytes after the base header a reader copies with one fixed-length
+/// (inlined) copy before the rest: the ids, if stored, and the first 32
+/// bytes of the topic.
+const READ_PREFIX: usize = IDS_LEN + 32;
 
 /// What the hot paths need to know about one term, derived from a position
 /// by divisions. A term spans `S` bytes (hundreds to millions of frames), so
@@ -430,23 +433,27 @@ impl Ring {
     /// Write a whole frame into a claimed range (at segment offset `off`).
     #[inline]
     pub(crate) fn write_frame(&self, off: usize, header: &FrameHeader, topic: &[u8], payload: &[u8]) {
-        let len = frame_len(topic.len(), payload.len());
+        let head = header.wire_len();
+        let len = frame_len(topic.len(), payload.len(), header.has_ids());
         // Seqlock writer fence: our claim happens-after the rotation that made
         // this term current (tail acquire); this release fence orders that
         // before our data stores, so a reader whose copy sees any of them also
         // sees the partition state change after its acquire fence (R2).
         fence(Release);
         // The commit word (first 8 bytes) is written by `commit`.
-        self.mem.write_words(off + 8, &header.body_words());
+        self.mem.write_words(off + 8, &header.base_words());
+        if header.has_ids() {
+            self.mem.write_words(off + BASE_HEADER_LEN, &header.id_words());
+        }
         // Zero padding (fewer than 8 bytes) exists only when topic and
-        // payload end short of `len`; then `len >= HEADER_LEN + 8` (lengths
-        // are multiples of 8), so the frame's last word lies after the header
+        // payload end short of `len`; then `len >= head + 8` (both are
+        // multiples of 8), so the frame's last word lies after the header
         // and is cleared with one store before the body overwrites its head.
-        if HEADER_LEN + topic.len() + payload.len() < len {
+        if head + topic.len() + payload.len() < len {
             self.mem.write(off + len - 8, &[0u8; 8]);
         }
-        self.mem.write(off + HEADER_LEN, topic);
-        self.mem.write(off + HEADER_LEN + topic.len(), payload);
+        self.mem.write(off + head, topic);
+        self.mem.write(off + head + topic.len(), payload);
     }
 
     /// Compute and store the checksum of the (fully written) frame at `off`.
@@ -455,12 +462,12 @@ impl Ring {
         // Our own claimed bytes (W1): nobody else writes them.
         self.mem.read(off, scratch);
         let c = crate::frame::checksum(scratch);
-        self.mem.write(off + HEADER_LEN - 4, &c.to_le_bytes());
+        self.mem.write(off + CHECKSUM_OFF, &c.to_le_bytes());
     }
 
     /// Store a checksum computed from the producer's private copy.
     pub(crate) fn store_checksum(&self, off: usize, c: u32) {
-        self.mem.write(off + HEADER_LEN - 4, &c.to_le_bytes());
+        self.mem.write(off + CHECKSUM_OFF, &c.to_le_bytes());
     }
 
     /// Make the claimed frame `c` of `len` bytes visible to readers
@@ -490,12 +497,12 @@ impl Ring {
         let h = FrameHeader {
             position: c.pos,
             seq: c.seq,
-            payload_len: (len - HEADER_LEN) as u32,
+            payload_len: (len - BASE_HEADER_LEN) as u32,
             kind: Kind::Padding as u8,
             ..FrameHeader::default()
         };
         fence(Release); // as in `write_frame`
-        self.mem.write(c.off + 8, &zerocopy::IntoBytes::as_bytes(&h)[8..]);
+        self.mem.write_words(c.off + 8, &h.base_words()); // no ids: a claim holds at least this
         self.commit(c, len);
         self.counter(layout::OFF_ABORTED).fetch_add(1, Relaxed);
     }
@@ -533,38 +540,62 @@ impl Ring {
             return Read::Empty;
         }
         let len = (w & 0xffff_ffff) as usize;
-        if len < HEADER_LEN || len % 8 != 0 || within + len as u64 + 8 > size {
+        if len < BASE_HEADER_LEN || len % 8 != 0 || within + len as u64 + 8 > size {
             return Read::Empty;
         }
-        // The first READ_PREFIX bytes (header and, usually, the topic) are
-        // copied with a constant length, inlined as a few vector moves from
-        // which the header checks and the topic match below load at once.
-        // Copied with the rest by one `memcpy` call, they came from wide
-        // stores that the CPU could not forward to those narrow loads, which
-        // stalled every read (BENCHMARKS.md, "Third session"). A frame
-        // shorter than the prefix is copied with bytes after it, which are
-        // scratch (beyond `len`, never used; they may race with a writer like
-        // any seqlock read); only at the very end of the segment is the
-        // frame copied alone.
-        let dst = buf.fill_room(len, READ_PREFIX); // at least READ_PREFIX bytes
-        if off + READ_PREFIX <= self.mem.len() {
-            let (head, rest) = dst.split_at_mut(READ_PREFIX);
-            let head: &mut [u8; READ_PREFIX] = head.try_into().expect("READ_PREFIX bytes");
-            self.mem.read_array(off, head);
-            if len > READ_PREFIX {
-                self.mem.read(off + READ_PREFIX, &mut rest[..len - READ_PREFIX]);
+        // The copy always holds the whole header in front of the topic: a
+        // frame without ids (FLAG_IDS clear) gets 48 zero bytes where they
+        // would be, so everything after this function sees one layout.
+        // Which way to copy is decided by the flag byte of the base header
+        // just copied, before the copy is known to be stable; a torn flag
+        // only ever comes with the state check below failing, and the
+        // length check in `validate` uses the same flag, so a wrong choice
+        // is never delivered.
+        //
+        // The base header and the next READ_PREFIX bytes (ids, and usually
+        // the topic) are copied with constant lengths, inlined as a few
+        // vector moves from which the header checks and the topic match
+        // below load at once. Copied with the rest by one `memcpy` call,
+        // they came from wide stores that the CPU could not forward to those
+        // narrow loads, which stalled every read (BENCHMARKS.md, "Third
+        // session"). A frame shorter than that is copied with bytes after
+        // it, which are scratch (beyond the frame, never used; they may race
+        // with a writer like any seqlock read); only at the very end of the
+        // segment is the frame copied alone.
+        let dst = buf.fill_room(len + IDS_LEN, HEADER_LEN + READ_PREFIX);
+        let (head, tail) = dst.split_at_mut(BASE_HEADER_LEN);
+        let head: &mut [u8; BASE_HEADER_LEN] = head.try_into().expect("BASE_HEADER_LEN bytes");
+        self.mem.read_array(off, head); // off + len is mapped and len >= BASE_HEADER_LEN
+        let ids = head[FLAGS_OFF] & FLAG_IDS != 0;
+        let tail = if ids {
+            tail
+        } else {
+            let (zeros, tail) = tail.split_at_mut(IDS_LEN);
+            zeros.fill(0);
+            tail
+        };
+        // `tail` holds at least max(body, READ_PREFIX) bytes (see fill_room).
+        let body = len - BASE_HEADER_LEN;
+        if off + BASE_HEADER_LEN + READ_PREFIX <= self.mem.len() {
+            let (pre, more) = tail.split_at_mut(READ_PREFIX);
+            let pre: &mut [u8; READ_PREFIX] = pre.try_into().expect("READ_PREFIX bytes");
+            self.mem.read_array(off + BASE_HEADER_LEN, pre);
+            if body > READ_PREFIX {
+                self.mem
+                    .read(off + BASE_HEADER_LEN + READ_PREFIX, &mut more[..body - READ_PREFIX]);
             }
         } else {
-            self.mem.read(off, &mut dst[..len]);
+            self.mem.read(off + BASE_HEADER_LEN, &mut tail[..body]);
         }
+        buf.set_len(if ids { len } else { len + IDS_LEN });
         fence(Acquire);
         if self.part_word(i, P_STATE).load(Relaxed) != st {
             return Read::Lapped;
         }
-        let header = buf.header(); // len >= HEADER_LEN was checked above
-                                   // A term of S bytes holds fewer than S / HEADER_LEN frames, so a seq
-                                   // outside that window was scribbled: never trust it.
-        let max_frames = size / HEADER_LEN as u64;
+        let header = buf.header();
+        // A term of S bytes holds fewer than S / BASE_HEADER_LEN frames, so a
+        // seq outside that window was scribbled: never trust it.
+        let max_frames = size / BASE_HEADER_LEN as u64;
         if header.validate(pos, len).is_err() || header.seq < base || header.seq - base > max_frames {
             return Read::Empty;
         }
@@ -659,9 +690,10 @@ mod loom_tests {
     }
 
     /// Publish a frame whose marker byte fills several header words, so a
-    /// torn copy shows as words that disagree.
+    /// torn copy shows as words that disagree. It stores ids (FLAG_IDS), the
+    /// longer of the two header forms, which both take the same protocol.
     fn publish(ring: &Ring, slot: usize, byte: u8) -> (u64, u64) {
-        let len = frame_len(1, 0);
+        let len = frame_len(1, 0, true);
         let cache = std::cell::Cell::new(Term::NONE);
         let c = ring.claim(slot, len, &mut AlwaysEvict, &cache).unwrap();
         let (pos, seq) = (c.pos, c.seq);
@@ -673,6 +705,7 @@ mod loom_tests {
             root_id: [byte; 16],
             topic_len: 1,
             kind: Kind::Event as u8,
+            flags: crate::frame::FLAG_IDS,
             ..FrameHeader::default()
         };
         ring.write_frame(c.off, &h, &[byte], &[]);

@@ -343,10 +343,10 @@ impl Subscriber {
         }
     }
 
-    /// With checksums on, is the copied frame (in `buf`, its header in
-    /// `header`) intact? Counts it if not.
-    fn intact(&mut self, len: usize) -> bool {
-        let ok = self.intact_peek(len);
+    /// With checksums on, is the copied frame (in `buf`) intact? Counts it
+    /// if not.
+    fn intact(&mut self) -> bool {
+        let ok = self.intact_peek();
         if !ok {
             self.corrupt += 1;
         }
@@ -355,14 +355,13 @@ impl Subscriber {
 
     /// Like `intact` but without counting (group members count only after
     /// winning the cursor).
-    fn intact_peek(&self, len: usize) -> bool {
+    fn intact_peek(&self) -> bool {
         if !self.checksum {
             return true;
         }
         let h = self.header();
         h.kind == Kind::Padding as u8
-            || (h.flags & crate::frame::FLAG_CHECKSUM != 0
-                && crate::frame::checksum(&self.buf.bytes()[..len]) == h.checksum)
+            || (h.flags & crate::frame::FLAG_CHECKSUM != 0 && self.buf.checksum() == h.checksum)
     }
 
     /// Decide whether the validated frame in `buf` is delivered.
@@ -448,7 +447,7 @@ impl Subscriber {
                 Read::Frame { len } => {
                     pos = pos.wrapping_add(len as u64);
                     self.stuck = None;
-                    if !self.intact(len) {
+                    if !self.intact() {
                         next_seq = next_seq.saturating_add(1); // a real frame holds exactly one seq
                         continue;
                     }
@@ -515,7 +514,7 @@ impl Subscriber {
             last = (pos, seq);
             match self.ring.read(pos, &mut self.buf, &mut self.term) {
                 Read::Frame { len } => {
-                    let intact = self.intact_peek(len);
+                    let intact = self.intact_peek();
                     let h_seq = self.header().seq;
                     let next_seq = if !intact || h_seq < seq {
                         seq.saturating_add(1)

@@ -489,20 +489,73 @@ fn data_offset(name: &str) -> u64 {
 
 #[test]
 fn checksum_detects_a_scribbled_payload_and_drops_the_frame() {
+    use shmbus::frame::{frame_len, BASE_HEADER_LEN};
+    use shmbus::Meta;
     use std::os::unix::fs::FileExt;
     let name = TempName::new("checksum");
     let bus = Bus::create(&name, &small().checksum(true)).unwrap();
     let mut sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
+    // Both header forms: without ids (48 bytes) and with them (96).
     bus.publish("t", b"first frame payload").unwrap();
+    bus.publish_with(&Meta::default().root_id(7), "t", b"with ids").unwrap();
     let good = bus.publish("t", b"second").unwrap();
-    // Flip one payload byte of the first frame (header 96 + topic 1).
+    let good_ids = bus.publish_with(&Meta::default().root_id(9), "t", b"kept").unwrap();
     let f = open_rw(&name);
-    f.write_at(b"X", data_offset(&name) + 96 + 1 + 3).unwrap();
+    let f0 = data_offset(&name);
+    // Flip one payload byte of the first frame (header 48 + topic 1) and
+    // one byte of the second frame's root id (the last of its 3 ids).
+    f.write_at(b"X", f0 + BASE_HEADER_LEN as u64 + 1 + 3).unwrap();
+    let f1 = f0 + frame_len(1, 19, false) as u64;
+    f.write_at(b"X", f1 + 96 - 5).unwrap();
     let got = sub.recv_timeout(T).unwrap().unwrap();
     assert_eq!((got.seq(), got.payload()), (good, &b"second"[..]));
-    assert_eq!(sub.corrupt(), 1);
+    let got = sub.recv_timeout(T).unwrap().unwrap();
+    assert_eq!(
+        (got.seq(), got.payload(), got.correlation().root),
+        (good_ids, &b"kept"[..], 9)
+    );
+    assert_eq!(sub.corrupt(), 2);
     assert_eq!(sub.missed(), 0);
-    assert_eq!(bus.stats().subscribers[0].corrupt, 1);
+    assert_eq!(bus.stats().subscribers[0].corrupt, 2);
+}
+
+/// A frame stores its correlation ids only when one is set: 48 header
+/// bytes instead of 96. Readers see the same frame either way.
+#[test]
+fn frames_store_correlation_ids_only_when_set() {
+    use shmbus::frame::frame_len;
+    use shmbus::{Correlation, Meta};
+    use std::os::unix::fs::FileExt;
+    let name = TempName::new("ids");
+    let bus = Bus::create(&name, &small()).unwrap();
+    let mut sub = bus.subscribe_with(Filter::all(), oldest()).unwrap();
+    let payload = [0xa5u8; 64];
+    let only_parent = Correlation {
+        parent: 5,
+        ..Correlation::default()
+    };
+    let metas = [Meta::default(), Meta::default().parent_id(5), Meta::default()];
+    for meta in &metas {
+        bus.publish_with(meta, "t", &payload).unwrap();
+    }
+    // The commit words in the segment give each frame's stored length.
+    let f = open_rw(&name);
+    let mut at = data_offset(&name);
+    for ids in [false, true, false] {
+        let mut w = [0u8; 8];
+        f.read_exact_at(&mut w, at).unwrap();
+        let len = u64::from_le_bytes(w) & 0xffff_ffff;
+        assert_eq!(len, frame_len(1, 64, ids) as u64, "ids {ids}");
+        at += len;
+    }
+    assert_eq!(frame_len(1, 64, false), 120);
+    for expect in [Correlation::default(), only_parent, Correlation::default()] {
+        let got = sub.recv_timeout(T).unwrap().unwrap();
+        assert_eq!(
+            (got.topic(), got.payload(), got.correlation()),
+            ("t", &payload[..], expect)
+        );
+    }
 }
 
 #[test]

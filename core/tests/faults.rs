@@ -49,9 +49,11 @@ fn vm_hwm_kib() -> u64 {
 
 /// Offsets inside a frame header (see `shmbus::frame::FrameHeader`).
 const FH_SEQ: u64 = 16;
-const FH_PAYLOAD_LEN: u64 = 84;
-const FH_KIND: u64 = 88;
-const FH_LEN: u64 = 96;
+const FH_PAYLOAD_LEN: u64 = 36;
+const FH_KIND: u64 = 40;
+/// Bytes of the header of a frame without correlation ids, as these tests
+/// publish them: its topic starts here.
+const FH_LEN: u64 = shmbus::frame::BASE_HEADER_LEN as u64;
 
 // ---------------------------------------------------------------------------
 // child roles
@@ -610,8 +612,8 @@ fn three_frames(name: &TempName, cfg: &Config) -> (Bus, Subscriber, std::fs::Fil
         bus.publish("data.x", &make_payload(1, i, 100)).unwrap();
     }
     let file = open_rw(name);
-    // Frame 1 starts right after frame 0 (96 + 6 + 100 -> 208 bytes).
-    let f1 = read_header(&file).off_data + shmbus::frame::frame_len(6, 100) as u64;
+    // Frame 1 starts right after frame 0 (48 + 6 + 100 -> 160 bytes).
+    let f1 = read_header(&file).off_data + shmbus::frame::frame_len(6, 100, false) as u64;
     (bus, sub, file, f1)
 }
 
@@ -1105,7 +1107,7 @@ fn hostile_frame_lengths_are_refused_without_allocating_or_panicking() {
     let file = open_rw(&name);
     let h = read_header(&file);
     let f0 = h.off_data;
-    let f1 = f0 + shmbus::frame::frame_len(6, 100) as u64;
+    let f1 = f0 + shmbus::frame::frame_len(6, 100, false) as u64;
     // Frame 0: a commit word with the right tag and a length of ~4 GiB.
     let mut w = [0u8; 8];
     file.read_exact_at(&mut w, f0).unwrap();

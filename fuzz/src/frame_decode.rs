@@ -20,9 +20,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use shmbus::frame::{frame_len, FrameHeader, HEADER_LEN, MAX_TOPIC_LEN};
+use shmbus::frame::{frame_len, FrameHeader, BASE_HEADER_LEN, FLAG_IDS, MAX_TOPIC_LEN};
 use shmbus::layout::SegmentHeader;
-use shmbus::{Bus, Config, Filter, Start, SubscribeOptions, Subscriber};
+use shmbus::{Bus, Config, Filter, Meta, Start, SubscribeOptions, Subscriber};
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::{commit_tag, unique_name, Bytes, ShmGuard};
@@ -45,22 +45,25 @@ pub fn run(data: &[u8]) {
     let bus = Bus::create(&name, &cfg).expect("create a valid bus");
 
     // Publish a few frames; remember where each one is.
-    let mut published: HashMap<u64, (String, Vec<u8>)> = HashMap::new();
+    let mut published: HashMap<u64, (String, Vec<u8>, u128)> = HashMap::new();
     let mut positions = Vec::new(); // (position, frame length)
     let mut pos = 0u64;
     let n = usize::from(b.u8() % 12) + 1;
     for i in 0..n {
         let topic = ["a", "a.b", "ccc.dd.e", "\u{e9}t\u{e9}"][i % 4];
         let payload: Vec<u8> = (0..(i * 13) % 120).map(|k| (k + i) as u8).collect();
-        let len = frame_len(topic.len(), payload.len()) as u64;
+        // Every third frame carries a root id, so both header forms are
+        // in the segment (the ids are stored only when set).
+        let meta = Meta::default().root_id(if i % 3 == 2 { i as u128 } else { 0 });
+        let len = frame_len(topic.len(), payload.len(), i % 3 == 2) as u64;
         if c & 0x80 != 0 && i == 1 {
             let claim = bus.claim(topic, payload.len()).expect("claim");
             assert_eq!(claim.seq(), i as u64);
             drop(claim); // aborted: a padding frame readers skip
         } else {
-            let seq = bus.publish(topic, &payload).expect("publish");
+            let seq = bus.publish_with(&meta, topic, &payload).expect("publish");
             assert_eq!(seq, i as u64);
-            published.insert(seq, (topic.to_string(), payload));
+            published.insert(seq, (topic.to_string(), payload, meta.correlation.root));
         }
         positions.push((pos, len));
         pos += len;
@@ -97,8 +100,9 @@ pub fn run(data: &[u8]) {
                 // A forged header (and commit word) at the frame.
                 let topic_len = b.u8();
                 let payload_len = u32::from(b.u16() % 2048);
-                let sane = frame_len(usize::from(topic_len), payload_len as usize) as u64;
                 let flags = b.u8();
+                let ids = flags & 32 != 0;
+                let sane = frame_len(usize::from(topic_len), payload_len as usize, ids) as u64;
                 let total = if flags & 1 != 0 { u64::from(b.u16()) } else { sane };
                 let tag = if flags & 2 != 0 {
                     b.u32()
@@ -110,18 +114,19 @@ pub fn run(data: &[u8]) {
                     position: if flags & 4 != 0 { b.u64() } else { at },
                     seq: if flags & 8 != 0 { b.u64() } else { u64::from(b.u8()) },
                     timestamp_ns: 0,
-                    correlation_id: [0; 16],
-                    parent_id: [0; 16],
-                    root_id: [0; 16],
                     producer: 1,
                     payload_len,
                     kind: b.u8() % 7,
                     event_type: b.u8() % 6,
                     topic_len,
-                    flags: 0,
+                    flags: if ids { FLAG_IDS } else { 0 },
                     checksum: 0,
+                    correlation_id: [0; 16],
+                    parent_id: [0; 16],
+                    root_id: [0x5a; 16],
                 };
-                let mut bytes = fh.as_bytes().to_vec();
+                // The header as a frame stores it: the ids only with FLAG_IDS.
+                let mut bytes = fh.as_bytes()[..fh.wire_len()].to_vec();
                 if flags & 16 != 0 {
                     // Topic bytes right after the header (maybe invalid UTF-8).
                     bytes.extend_from_slice(b.take(usize::from(topic_len)));
@@ -166,7 +171,7 @@ fn write_at(file: &mut std::fs::File, off: u64, bytes: &[u8], len: u64) {
 fn read_all(
     bus: &Bus,
     sub: &mut Subscriber,
-    published: &HashMap<u64, (String, Vec<u8>)>,
+    published: &HashMap<u64, (String, Vec<u8>, u128)>,
     part_size: u64,
     broadcast: bool,
 ) -> Vec<u64> {
@@ -180,11 +185,11 @@ fn read_all(
             Some(f) => {
                 let intact = published
                     .get(&f.seq())
-                    .is_some_and(|(t, p)| t == f.topic() && p == f.payload());
+                    .is_some_and(|(t, p, r)| t == f.topic() && p == f.payload() && *r == f.correlation().root);
                 if !intact {
                     assert!(f.topic().len() <= MAX_TOPIC_LEN, "topic too long");
                     assert!(
-                        ((HEADER_LEN + f.topic().len() + f.payload().len()) as u64) < part_size,
+                        ((BASE_HEADER_LEN + f.topic().len() + f.payload().len()) as u64) < part_size,
                         "frame larger than a partition"
                     );
                     assert_ne!(f.kind(), shmbus::Kind::Padding, "padding delivered");

@@ -148,7 +148,7 @@ impl Model {
     }
     /// Reserve a frame of `len` bytes; returns its seq.
     fn claim(&mut self, topic: usize, payload: usize) -> u64 {
-        let len = shmbus::frame::frame_len(TOPICS[topic].len(), payload) as u64;
+        let len = shmbus::frame::frame_len(TOPICS[topic].len(), payload, false) as u64;
         if self.tail_pos % self.size + len + 8 > self.size {
             let next = self.tail_pos / self.size + 1;
             if let Some(e) = next.checked_sub(self.parts) {

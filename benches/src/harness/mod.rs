@@ -28,6 +28,8 @@ mod child;
 mod iceoryx;
 mod util;
 
+pub use util::pin_current_thread;
+
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 

@@ -57,7 +57,7 @@ pub(crate) fn allowed_cpus() -> Vec<usize> {
 }
 
 /// Pin the calling thread (on Linux, `sched_setaffinity(0)` is per thread).
-pub(crate) fn pin_current_thread(cpu: usize) -> Result<(), String> {
+pub fn pin_current_thread(cpu: usize) -> Result<(), String> {
     if cpu >= libc::CPU_SETSIZE as usize {
         return Err(format!("cpu {cpu} out of range"));
     }
