@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, Overflow};
 use crate::error::{Error, Result};
 use crate::filter::{validate_topic, Filter};
-use crate::frame::{frame_len, FrameHeader, Meta};
+use crate::frame::{frame_len, header_len, FrameHeader, Meta};
 use crate::layout;
 use crate::producer::{self, ThreadSlot};
 use crate::registry;
@@ -240,19 +240,21 @@ impl Bus {
     }
 
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn header(
         &self,
         slot: &ThreadSlot,
         meta: &Meta,
         ids: bool,
-        c: &Claimed,
+        pos: u64,
+        seq: u64,
         topic: &str,
         payload_len: usize,
     ) -> FrameHeader {
         FrameHeader {
             commit: 0,
-            position: c.pos,
-            seq: c.seq,
+            position: pos,
+            seq,
             timestamp_ns: slot.clock.now(),
             correlation_id: meta.correlation.id.to_le_bytes(),
             parent_id: meta.correlation.parent.to_le_bytes(),
@@ -347,12 +349,19 @@ impl Bus {
         let ids = meta.correlation.is_set(); // stored only when set
         let len = frame_len(topic.len(), payload.len(), ids);
         let c = self.reserve(slot, len)?;
-        let h = self.header(slot, meta, ids, &c, topic, payload.len());
-        self.shared.seg.ring.write_frame(c.off, &h, topic.as_bytes(), payload);
+        let h = self.header(slot, meta, ids, c.pos, c.seq, topic, payload.len());
+        self.shared
+            .seg
+            .ring
+            .write_frame(c.off, &h, ids, topic.as_bytes(), payload);
         let crc = self
             .shared
             .checksum
-            .then(|| crate::frame::checksum_parts(&h, topic.as_bytes(), payload, len));
+            // A copy (`&{ h }`): were `h`'s own address taken, it would live
+            // in memory, and `write_frame` above would load its words back
+            // with wide loads of fields just stored one by one, a failed
+            // store-to-load forward on every publish (seventh session).
+            .then(|| crate::frame::checksum_parts(&{ h }, topic.as_bytes(), payload, len));
         self.finish(slot, &c, len, crc);
         self.shared.seg.check_truncated()?;
         Ok(c.seq)
@@ -386,11 +395,12 @@ impl Bus {
         let total = frame_len(topic.len(), len, ids);
         let c = self.reserve(slot, total)?;
         let ring = &self.shared.seg.ring;
-        let h = self.header(slot, meta, ids, &c, topic, len);
+        let h = self.header(slot, meta, ids, c.pos, c.seq, topic, len);
         // Write header and topic now; zero the payload so no stale bytes leak.
-        ring.write_frame(c.off, &h, topic.as_bytes(), &[]);
-        let payload_off = c.off + h.wire_len() + topic.len();
-        ring.mem.zero(payload_off, total - h.wire_len() - topic.len());
+        ring.write_frame(c.off, &h, ids, topic.as_bytes(), &[]);
+        let body = header_len(ids) + topic.len();
+        let payload_off = c.off + body;
+        ring.mem.zero(payload_off, total - body);
         slot.claim_outstanding.set(true);
         Ok(Claim {
             bus: self,

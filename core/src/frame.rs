@@ -90,8 +90,18 @@ const _: () = assert!(HEADER_LEN == 96 && BASE_HEADER_LEN % 8 == 0);
 /// ```
 #[inline]
 pub const fn frame_len(topic_len: usize, payload_len: usize, ids: bool) -> usize {
-    let header = if ids { HEADER_LEN } else { BASE_HEADER_LEN };
-    (header + topic_len + payload_len + FRAME_ALIGN - 1) & !(FRAME_ALIGN - 1)
+    (header_len(ids) + topic_len + payload_len + FRAME_ALIGN - 1) & !(FRAME_ALIGN - 1)
+}
+
+/// Bytes of a frame's header in the segment: [`HEADER_LEN`] when it stores
+/// its correlation ids, else [`BASE_HEADER_LEN`].
+#[inline(always)]
+pub const fn header_len(ids: bool) -> usize {
+    if ids {
+        HEADER_LEN
+    } else {
+        BASE_HEADER_LEN
+    }
 }
 
 impl FrameHeader {
@@ -105,11 +115,7 @@ impl FrameHeader {
     /// [`HEADER_LEN`] with the ids.
     #[inline(always)]
     pub fn wire_len(&self) -> usize {
-        if self.has_ids() {
-            HEADER_LEN
-        } else {
-            BASE_HEADER_LEN
-        }
+        header_len(self.has_ids())
     }
 
     /// The header's bytes after the commit word, as the 8-byte words they

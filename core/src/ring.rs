@@ -430,11 +430,17 @@ impl Ring {
         false
     }
 
-    /// Write a whole frame into a claimed range (at segment offset `off`).
+    /// Write a whole frame into a claimed range (at segment offset `off`);
+    /// `ids`: whether it stores its correlation ids, which must agree with
+    /// `header.flags`. It is passed rather than read back from `header`:
+    /// that read loads the byte fields just stored one by one with one wide
+    /// load, a failed store-to-load forward that stalled every publish
+    /// (seventh session, `perf annotate`).
     #[inline]
-    pub(crate) fn write_frame(&self, off: usize, header: &FrameHeader, topic: &[u8], payload: &[u8]) {
-        let head = header.wire_len();
-        let len = frame_len(topic.len(), payload.len(), header.has_ids());
+    pub(crate) fn write_frame(&self, off: usize, header: &FrameHeader, ids: bool, topic: &[u8], payload: &[u8]) {
+        debug_assert_eq!(ids, header.has_ids());
+        let head = crate::frame::header_len(ids);
+        let len = frame_len(topic.len(), payload.len(), ids);
         // Seqlock writer fence: our claim happens-after the rotation that made
         // this term current (tail acquire); this release fence orders that
         // before our data stores, so a reader whose copy sees any of them also
@@ -442,7 +448,7 @@ impl Ring {
         fence(Release);
         // The commit word (first 8 bytes) is written by `commit`.
         self.mem.write_words(off + 8, &header.base_words());
-        if header.has_ids() {
+        if ids {
             self.mem.write_words(off + BASE_HEADER_LEN, &header.id_words());
         }
         // Zero padding (fewer than 8 bytes) exists only when topic and
@@ -708,7 +714,7 @@ mod loom_tests {
             flags: crate::frame::FLAG_IDS,
             ..FrameHeader::default()
         };
-        ring.write_frame(c.off, &h, &[byte], &[]);
+        ring.write_frame(c.off, &h, true, &[byte], &[]);
         ring.commit(&c, len);
         ring.release(slot);
         (pos, seq)
