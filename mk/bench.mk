@@ -51,10 +51,12 @@ bench-criterion:
 bench-baseline:
 	$(CARGO) bench -p shmbus-benches --bench micro -- --save-baseline main
 
-test-bench-smoke:
+# With the C peer (and its Overflow::Block twin), so the C path of the
+# harness runs in CI too.
+test-bench-smoke: $(BENCH_C)
 	$(CARGO) build --release -p shmbus-benches --bin harness
-	./target/release/harness $(SMOKE_ARGS) > /dev/null
-	@echo "test-bench-smoke: harness completed, counts reconciled"
+	SHMBUS_BENCH_C=$(CURDIR)/$(BENCH_C) ./target/release/harness $(SMOKE_ARGS) > /dev/null
+	@echo "test-bench-smoke: harness completed (C peer included), counts reconciled"
 
 $(BENCH_C): benches/c/bench_c.c include/shmbus.h FORCE_BENCH_C
 	$(CARGO) build --release -p shmbus-ffi

@@ -107,7 +107,8 @@ pub struct ScenarioResult {
     pub scenario: String,
     /// `"shmbus"`, `"shmbus-spsc"`, `"shmbus-block"` (throughput family,
     /// `Overflow::Block`), `"shmbus-c"` (the C path, see [`C_PEER_ENV`]),
-    /// `"shmbus-py"` (the Python path, see [`PY_PEER_ENV`]), `"crossbeam"`,
+    /// `"shmbus-py"` (the Python path, see [`PY_PEER_ENV`]), their lossless
+    /// twins `"shmbus-c-block"` and `"shmbus-py-block"`, `"crossbeam"`,
     /// `"iceoryx2"` or `"iceoryx2-blocking"`.
     pub peer: String,
     /// Payload size in bytes.
@@ -519,10 +520,11 @@ fn run_flow(
     };
     let mut shm: Vec<(ShmMode, Vec<FlowOutcome>)> = modes.iter().map(|&m| (m, Vec::new())).collect();
     let mut cb = Vec::new();
-    // The C and Python paths, if their programs are named.
-    let mut ext: Vec<(ExternalPeer, Vec<FlowOutcome>)> = external_peers(Some(flow))
+    // The C and Python paths, if their programs are named: each on the
+    // lossy default bus and on a lossless one, like the Rust peer.
+    let mut ext: Vec<(ExternalPeer, ShmMode, Vec<FlowOutcome>)> = external_peers(Some(flow))
         .into_iter()
-        .map(|p| (p, Vec::new()))
+        .flat_map(|p| [(p.clone(), ShmMode::Evict, Vec::new()), (p, ShmMode::Block, Vec::new())])
         .collect();
     #[cfg(feature = "iceoryx2")]
     let (mut ice, mut ice_block) = (Vec::new(), Vec::new());
@@ -542,10 +544,10 @@ fn run_flow(
             report(mode.peer(), &o);
             outcomes.push(o);
         }
-        for (peer, outcomes) in &mut ext {
-            let o = shm_flow_exe(Some(&peer.exe), v, size, plan.frames, plan.timeout, ShmMode::Evict)
-                .map_err(|e| format!("{} ({}): {e}", peer.name, peer.exe.display()))?;
-            report(peer.name, &o);
+        for (peer, mode, outcomes) in &mut ext {
+            let o = shm_flow_exe(Some(&peer.exe), v, size, plan.frames, plan.timeout, *mode)
+                .map_err(|e| format!("{} ({}): {e}", peer.name_for(*mode), peer.exe.display()))?;
+            report(peer.name_for(*mode), &o);
             outcomes.push(o);
         }
         let o = baseline::flow(size, flow, v.cpus, plan.frames, plan.timeout)?;
@@ -592,15 +594,15 @@ fn run_flow(
         format!("{shape}; threads; back-pressure, no loss"),
     ));
     // After the Rust rows, before crossbeam's.
-    for (peer, outcomes) in &ext {
+    for (peer, mode, outcomes) in &ext {
         out.insert(
             out.len() - 1,
             summarize_flow(
                 v,
-                peer.name,
+                peer.name_for(*mode),
                 size,
                 outcomes,
-                format!("{shape}; {}; 16 MiB bus, evict; spin", peer.note),
+                format!("{shape}; {}; 16 MiB bus, {}; spin", peer.note, mode.note()),
             ),
         );
     }
@@ -731,9 +733,12 @@ pub const PY_PEER_ENV: &str = "SHMBUS_BENCH_PY";
 
 /// A peer whose child processes are another program speaking the child
 /// protocol (READY / GO / RESULT, see `child.rs`).
+#[derive(Clone)]
 struct ExternalPeer {
     /// Peer name in the table.
     name: &'static str,
+    /// Its name on an `Overflow::Block` bus (throughput family).
+    block_name: &'static str,
     exe: std::path::PathBuf,
     /// What plays the roles, for the notes.
     note: &'static str,
@@ -749,6 +754,7 @@ fn external_peers(flow: Option<Flow>) -> Vec<ExternalPeer> {
         if let Some(exe) = named(C_PEER_ENV) {
             v.push(ExternalPeer {
                 name: "shmbus-c",
+                block_name: "shmbus-c-block",
                 exe,
                 note: "C processes (bench_c, libshmbus)",
             });
@@ -758,12 +764,24 @@ fn external_peers(flow: Option<Flow>) -> Vec<ExternalPeer> {
         if let Some(exe) = named(PY_PEER_ENV) {
             v.push(ExternalPeer {
                 name: "shmbus-py",
+                block_name: "shmbus-py-block",
                 exe,
                 note: "Python processes (python/bench/peer.py: publish in a loop; recv_many, or recv for latency)",
             });
         }
     }
     v
+}
+
+impl ExternalPeer {
+    /// The table name of this peer on a bus configured per `mode` (the
+    /// external programs are multi-producer, so never `Spsc`).
+    fn name_for(&self, mode: ShmMode) -> &'static str {
+        match mode {
+            ShmMode::Block => self.block_name,
+            ShmMode::Evict | ShmMode::Spsc => self.name,
+        }
+    }
 }
 
 /// How a throughput-family shmbus peer configures its bus.
