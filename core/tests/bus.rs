@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{check_payload, make_payload, oldest, open_rw, read_header, shm_path, TempName};
+use common::{block_config, check_payload, make_payload, oldest, open_rw, read_header, shm_path, TempName};
 use shmbus::{Bus, Config, Error, EventType, Filter, Kind, Meta, Overflow, Start, SubscribeOptions, WaitStrategy};
 
 const T: Duration = Duration::from_millis(500);
@@ -268,10 +268,7 @@ fn reject_policy_refuses_instead_of_evicting_unread_frames() {
 #[test]
 fn block_policy_waits_then_fails_full() {
     let name = TempName::new("block");
-    let cfg = Config::default()
-        .memory_limit(256 << 10)
-        .max_frame_size(1024)
-        .overflow(Overflow::Block(Duration::from_millis(30)));
+    let cfg = block_config(Duration::from_millis(30));
     let bus = Bus::create(&name, &cfg).unwrap();
     let _sub = bus.subscribe(Filter::all()).unwrap();
     let started = std::time::Instant::now();
@@ -287,10 +284,7 @@ fn block_policy_waits_then_fails_full() {
 #[test]
 fn block_policy_waits_for_a_slow_reader_and_loses_nothing() {
     let name = TempName::new("block-ok");
-    let cfg = Config::default()
-        .memory_limit(256 << 10)
-        .max_frame_size(1024)
-        .overflow(Overflow::Block(Duration::from_secs(10)));
+    let cfg = block_config(Duration::from_secs(10));
     let bus = Bus::create(&name, &cfg).unwrap();
     let mut sub = bus.subscribe(Filter::all()).unwrap();
     // About four times what the bus holds, so the producer must wait for

@@ -9,8 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::child::{self, arg, kv, result, spawn, wait_for_subscribers, Proc};
-use common::{check_payload, make_payload, Rng, StreamCheck, TempName};
-use shmbus::{Bus, Config, Filter, Overflow, Start, SubscribeOptions};
+use common::{block_config, check_payload, make_payload, Rng, StreamCheck, TempName};
+use shmbus::{Bus, Config, Filter, Start, SubscribeOptions};
 
 /// `count` producer children with ids `0..count`, each publishing `n` frames.
 fn spawn_producers(name: &TempName, count: u32, n: u64) -> Vec<Proc> {
@@ -294,10 +294,7 @@ fn producer_killed_between_claim_and_commit_is_skipped_and_counted() {
 #[test]
 fn killed_subscriber_entry_is_reclaimed_and_no_longer_blocks() {
     let name = TempName::new("mp-kill-sub");
-    let cfg = Config::default()
-        .memory_limit(256 << 10)
-        .max_frame_size(1024)
-        .overflow(Overflow::Block(Duration::from_millis(200)));
+    let cfg = block_config(Duration::from_millis(200));
     let bus = Bus::create(&name, &cfg).unwrap();
     let mut child = spawn("idle-subscriber", &[("BUS", name.to_string())]);
     wait_for_subscribers(&bus, 1);

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::os::unix::fs::FileExt;
 
 use shmbus::layout::SegmentHeader;
-use shmbus::{Start, SubscribeOptions};
+use shmbus::{Config, Overflow, Start, SubscribeOptions};
 use zerocopy::FromBytes;
 
 static N: AtomicU64 = AtomicU64::new(0);
@@ -165,4 +165,13 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
+}
+
+/// A small bus (256 KiB, frames up to 1 KiB) whose producers wait up to
+/// `timeout` for the slowest subscriber (`Overflow::Block`).
+pub fn block_config(timeout: std::time::Duration) -> Config {
+    Config::default()
+        .memory_limit(256 << 10)
+        .max_frame_size(1024)
+        .overflow(Overflow::Block(timeout))
 }
