@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use shmbus::frame::frame_len;
 use shmbus::{Config, Meta};
-use shmbus_benches::harness::pin_current_thread;
+use shmbus_benches::harness::{median, pin_current_thread};
 use shmbus_benches::TempBus;
 
 const TOPIC: &str = "bench.data";
@@ -56,11 +56,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(a)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// ns per frame to publish and to drain `frames` frames (one round).
@@ -179,10 +174,10 @@ fn main() {
             floors.push(f);
         }
     }
-    let (d, f) = (median(drains), median(floors));
+    let (d, f) = (median(&mut drains), median(&mut floors));
     println!(
         "median: publish {:.1} ns, drain {d:.1} ns, floor {f:.1} ns per frame (drain / floor x{:.2})",
-        median(pubs),
+        median(&mut pubs),
         d / f
     );
 }

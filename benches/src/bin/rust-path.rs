@@ -148,14 +148,7 @@ fn run_child(exe: &str, args: &[String]) -> Result<[f64; 3], String> {
 }
 
 fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    shmbus_benches::harness::median(&mut v.to_vec())
 }
 
 fn min(v: &[f64]) -> f64 {

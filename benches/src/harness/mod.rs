@@ -907,7 +907,9 @@ fn shm_flow_exe(
     })
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// Median of `v` (sorted in place; the mean of the middle two for an even
+/// count, 0 for none).
+pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
     if n == 0 {
