@@ -47,9 +47,13 @@ impl Registration {
     pub(crate) fn none() -> Registration {
         Registration(None)
     }
-    /// Whether a fault inside this mapping was caught.
-    pub(crate) fn truncated(&self) -> bool {
-        self.0.is_some_and(|i| TABLE[i].truncated.load(Acquire))
+    /// The flag that says whether a fault inside this mapping was caught,
+    /// for the bus to keep at hand and load on every operation. It stands
+    /// for this mapping only while the registration lives (after that its
+    /// table entry may protect another mapping).
+    pub(crate) fn flag(&self) -> &'static AtomicBool {
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        self.0.map_or(&NEVER, |i| &TABLE[i].truncated)
     }
 }
 
