@@ -211,16 +211,17 @@ impl Bus {
         Ok(())
     }
 
+    /// Claim `len` bytes into `c` (in place: see `ring::Claimed`).
     #[inline(always)]
-    fn reserve(&self, slot: &ThreadSlot, len: usize) -> Result<Claimed> {
+    fn reserve(&self, slot: &ThreadSlot, len: usize, c: &mut Claimed) -> Result<()> {
         if slot.claim_outstanding.get() {
             return Err(Error::ClaimOutstanding);
         }
         let ring = &self.shared.seg.ring;
         let res = match self.shared.overflow {
-            Overflow::Evict => ring.claim(slot.index, len, &mut AlwaysEvict, &slot.term),
-            Overflow::Reject => ring.claim(slot.index, len, &mut PolicyGate { block: None }, &slot.term),
-            Overflow::Block(t) => ring.claim(slot.index, len, &mut PolicyGate { block: Some(t) }, &slot.term),
+            Overflow::Evict => ring.claim(slot.index, len, &mut AlwaysEvict, &slot.term, c),
+            Overflow::Reject => ring.claim(slot.index, len, &mut PolicyGate { block: None }, &slot.term, c),
+            Overflow::Block(t) => ring.claim(slot.index, len, &mut PolicyGate { block: Some(t) }, &slot.term, c),
         };
         res.map_err(|e| match e {
             ClaimError::Full => {
@@ -348,7 +349,8 @@ impl Bus {
         let (slot, topic) = producer::slot_for_topic(&self.shared, topic, check)?;
         let ids = meta.correlation.is_set(); // stored only when set
         let len = frame_len(topic.len(), payload.len(), ids);
-        let c = self.reserve(slot, len)?;
+        let mut c = Claimed::default();
+        self.reserve(slot, len, &mut c)?;
         let h = self.header(slot, meta, ids, c.pos, c.seq, topic, payload.len());
         self.shared
             .seg
@@ -393,7 +395,8 @@ impl Bus {
     fn claim_in(&self, slot: &ThreadSlot, meta: &Meta, topic: &str, len: usize) -> Result<Claim<'_>> {
         let ids = meta.correlation.is_set(); // stored only when set
         let total = frame_len(topic.len(), len, ids);
-        let c = self.reserve(slot, total)?;
+        let mut c = Claimed::default();
+        self.reserve(slot, total, &mut c)?;
         let ring = &self.shared.seg.ring;
         let h = self.header(slot, meta, ids, c.pos, c.seq, topic, len);
         // Write header and topic now; zero the payload so no stale bytes leak.

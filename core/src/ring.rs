@@ -119,7 +119,14 @@ impl Term {
 }
 
 /// A claimed frame: where it is and how its commit word is tagged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// [`Ring::claim`] fills one in place (and is inlined whole, single-producer
+/// path included) rather than returning it: returned inside a `Result` from
+/// several return points, it went through a stack slot written field by
+/// field and copied out with a 16-byte load spanning two 8-byte stores,
+/// which the CPU cannot forward. `perf annotate` put 15-23 % of a publish
+/// loop's samples on that load (eighth session, BENCHMARKS.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Claimed {
     pub(crate) pos: u64,
     pub(crate) seq: u64,
@@ -224,7 +231,8 @@ impl Ring {
         }
     }
 
-    /// Reserve `len` bytes (a multiple of 8, `< S`) and the next seq.
+    /// Reserve `len` bytes (a multiple of 8, `< S`) and the next seq, into
+    /// `out` (see [`Claimed`] on why not as the return value).
     ///
     /// `slot` is the caller's producer slot; on success its `active` word
     /// announces the claimed term until [`Ring::release`].
@@ -236,7 +244,8 @@ impl Ring {
         len: usize,
         gate: &mut dyn Gate,
         cache: &std::cell::Cell<Term>,
-    ) -> Result<Claimed, ClaimError> {
+        out: &mut Claimed,
+    ) -> Result<(), ClaimError> {
         let (parts, size) = (self.l.parts, self.l.part_size);
         let tail = self.mem.tail(layout::OFF_TAIL);
         let active = self.slot_word(slot, S_ACTIVE);
@@ -244,7 +253,7 @@ impl Ring {
         // (the tail moved on); a tail that keeps contradicting the partition
         // state was scribbled (or the segment truncated): report, never spin.
         if self.single {
-            return self.claim_single(len, gate, cache);
+            return self.claim_single(len, gate, cache, out);
         }
         let mut stale = 0u32;
         loop {
@@ -272,12 +281,13 @@ impl Ring {
                     continue;
                 }
                 if tail.cas((p, s), (p + len as u64, s + 1)) {
-                    return Ok(Claimed {
+                    *out = Claimed {
                         pos: p,
                         seq: s,
                         off: t.data + within as usize,
                         tag: t.tag,
-                    });
+                    };
+                    return Ok(());
                 }
                 active.store(0, Release);
                 spin_hint();
@@ -299,13 +309,14 @@ impl Ring {
     /// [`Ring::claim`] for single-producer mode: plain loads and stores of
     /// the tail (one 16-byte store), no read-modify-write on the hot path.
     /// The only writer of the tail is this thread, so nothing can race it.
-    #[inline]
+    #[inline(always)]
     fn claim_single(
         &self,
         len: usize,
         gate: &mut dyn Gate,
         cache: &std::cell::Cell<Term>,
-    ) -> Result<Claimed, ClaimError> {
+        out: &mut Claimed,
+    ) -> Result<(), ClaimError> {
         let (parts, size) = (self.l.parts, self.l.part_size);
         let tail = self.mem.tail(layout::OFF_TAIL);
         for _ in 0..4 {
@@ -325,12 +336,13 @@ impl Ring {
                     return Err(ClaimError::Corrupt);
                 }
                 tail.store((p + len as u64, s + 1));
-                return Ok(Claimed {
+                *out = Claimed {
                     pos: p,
                     seq: s,
                     off: t.data + within as usize,
                     tag: t.tag,
-                });
+                };
+                return Ok(());
             }
             if let Some(e) = (term + 1).checked_sub(parts) {
                 if !gate.may_evict(self, e) {
@@ -701,7 +713,8 @@ mod loom_tests {
     fn publish(ring: &Ring, slot: usize, byte: u8) -> (u64, u64) {
         let len = frame_len(1, 0, true);
         let cache = std::cell::Cell::new(Term::NONE);
-        let c = ring.claim(slot, len, &mut AlwaysEvict, &cache).unwrap();
+        let mut c = Claimed::default();
+        ring.claim(slot, len, &mut AlwaysEvict, &cache, &mut c).unwrap();
         let (pos, seq) = (c.pos, c.seq);
         let h = FrameHeader {
             position: pos,
