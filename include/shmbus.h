@@ -433,6 +433,21 @@ typedef struct {
 } shmbus_subscribe_options_t;
 
 /**
+ * One payload of `shmbus_publish_many`: `len` bytes at `data` (`data` may
+ * be NULL when `len` is 0).
+ */
+typedef struct {
+  /**
+   * The bytes.
+   */
+  const void *data;
+  /**
+   * How many.
+   */
+  size_t len;
+} shmbus_payload_t;
+
+/**
  * A snapshot of a bus's counters and geometry, filled in by `shmbus_stats`.
  */
 typedef struct {
@@ -729,6 +744,47 @@ shmbus_status_t shmbus_publish_with(const shmbus_bus_t *bus,
                                     const void *payload,
                                     size_t len,
                                     uint64_t *out_seq);
+
+/**
+ * Publish `count` payloads to `topic`, in order, in one call (the Rust
+ * `Bus::publish_many`): much cheaper per frame than `shmbus_publish` for
+ * small frames. The frames of one claim (up to 16 KiB of frames) have
+ * consecutive seqs; other producers' frames may come between two claims. `*out_last_seq` receives the last
+ * frame's seq (left unchanged when `count` is 0).
+ *
+ * Every payload's size is checked first: `SHMBUS_TOO_LARGE` publishes
+ * nothing. A later `SHMBUS_FULL` (REJECT/BLOCK policies) leaves the frames
+ * of earlier claims (up to 16 KiB of frames each) published. Otherwise
+ * fails like `shmbus_publish`, and with `SHMBUS_INVALID_ARGUMENT` for a
+ * NULL `payloads` with `count > 0` or a payload with NULL `data` and
+ * `len > 0`. Allocates nothing.
+ *
+ * # Safety
+ * `bus` is NULL or a live handle; `topic` is NULL or NUL-terminated;
+ * `payloads` is NULL or points to `count` `shmbus_payload_t`, each with
+ * `data` NULL or pointing to `len` readable bytes; `out_last_seq` is NULL
+ * or writable.
+ */
+shmbus_status_t shmbus_publish_many(const shmbus_bus_t *bus,
+                                    const char *topic,
+                                    const shmbus_payload_t *payloads,
+                                    size_t count,
+                                    uint64_t *out_last_seq);
+
+/**
+ * `shmbus_publish_many` with explicit metadata, the same for every frame;
+ * also fails with `SHMBUS_INVALID_ARGUMENT` for a NULL or invalid `meta`
+ * (as `shmbus_publish_with`).
+ *
+ * # Safety
+ * As `shmbus_publish_many`; `meta` is NULL or points to a `shmbus_meta_t`.
+ */
+shmbus_status_t shmbus_publish_many_with(const shmbus_bus_t *bus,
+                                         const shmbus_meta_t *meta,
+                                         const char *topic,
+                                         const shmbus_payload_t *payloads,
+                                         size_t count,
+                                         uint64_t *out_last_seq);
 
 /**
  * Fill `*out_stats` with a snapshot of the bus's counters and geometry.

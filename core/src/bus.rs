@@ -94,6 +94,10 @@ pub struct SubscribeOptions {
     pub wait: WaitStrategy,
 }
 
+/// Bytes of frames [`Bus::publish_many`] claims at once, at most: enough to
+/// share a claim among dozens of small frames.
+const MANY_CLAIM_BYTES: usize = 16 << 10;
+
 /// Eviction gate for `Overflow::Reject` (`block: None`) and
 /// `Overflow::Block` (`block: Some(timeout)`).
 ///
@@ -211,17 +215,25 @@ impl Bus {
         Ok(())
     }
 
-    /// Claim `len` bytes into `c` (in place: see `ring::Claimed`).
+    /// Claim `len` bytes for `frames` frames into `c` (in place: see
+    /// `ring::Claimed`).
     #[inline(always)]
-    fn reserve(&self, slot: &ThreadSlot, len: usize, c: &mut Claimed) -> Result<()> {
+    fn reserve(&self, slot: &ThreadSlot, len: usize, frames: u64, c: &mut Claimed) -> Result<()> {
         if slot.claim_outstanding.get() {
             return Err(Error::ClaimOutstanding);
         }
         let ring = &self.shared.seg.ring;
         let res = match self.shared.overflow {
-            Overflow::Evict => ring.claim(slot.index, len, &mut AlwaysEvict, &slot.term, c),
-            Overflow::Reject => ring.claim(slot.index, len, &mut PolicyGate { block: None }, &slot.term, c),
-            Overflow::Block(t) => ring.claim(slot.index, len, &mut PolicyGate { block: Some(t) }, &slot.term, c),
+            Overflow::Evict => ring.claim(slot.index, len, frames, &mut AlwaysEvict, &slot.term, c),
+            Overflow::Reject => ring.claim(slot.index, len, frames, &mut PolicyGate { block: None }, &slot.term, c),
+            Overflow::Block(t) => ring.claim(
+                slot.index,
+                len,
+                frames,
+                &mut PolicyGate { block: Some(t) },
+                &slot.term,
+                c,
+            ),
         };
         res.map_err(|e| match e {
             ClaimError::Full => {
@@ -325,6 +337,146 @@ impl Bus {
         )
     }
 
+    /// Publish every payload of `payloads` to `topic`, in order; returns the
+    /// seq of the last one, `None` when `payloads` is empty.
+    ///
+    /// Faster than [`Bus::publish`] per payload for small frames: the topic
+    /// is checked once, and frames are claimed together, up to 16 KiB of
+    /// frames per claim, and made visible with one fence per claim instead
+    /// of one atomic read-modify-write per frame. The frames of one claim
+    /// have consecutive seqs and share one timestamp; other producers'
+    /// frames may come between two claims.
+    ///
+    /// Every payload's size is checked before anything is published
+    /// ([`Error::TooLarge`] publishes nothing). A claim refused later
+    /// ([`Error::Full`] with `Overflow::Reject`, or a `Block` timeout) leaves
+    /// the frames of the earlier claims published.
+    ///
+    /// ```
+    /// # let name = format!("doc-pubmany-{}", std::process::id());
+    /// use shmbus::{Bus, Config, Filter};
+    /// let bus = Bus::create(&name, &Config::default().memory_limit(1 << 20))?;
+    /// let mut sub = bus.subscribe(Filter::all())?;
+    /// let last = bus.publish_many("events.file", &[&b"a"[..], b"bc", b"def"])?;
+    /// assert_eq!(last, Some(2));
+    /// for want in [&b"a"[..], b"bc", b"def"] {
+    ///     assert_eq!(sub.try_recv()?.unwrap().payload(), want);
+    /// }
+    /// assert_eq!(bus.publish_many::<&[u8]>("events.file", &[])?, None);
+    /// # drop(sub); Bus::remove(&name)?;
+    /// # Ok::<(), shmbus::Error>(())
+    /// ```
+    pub fn publish_many<P: AsRef<[u8]>>(&self, topic: &str, payloads: &[P]) -> Result<Option<u64>> {
+        self.publish_many_with(&Meta::default(), topic, payloads)
+    }
+
+    /// [`Bus::publish_many`] with explicit metadata, the same for every frame.
+    pub fn publish_many_with<P: AsRef<[u8]>>(&self, meta: &Meta, topic: &str, payloads: &[P]) -> Result<Option<u64>> {
+        self.publish_many_checked(
+            meta,
+            topic.as_bytes(),
+            |_| validate_topic(topic).map(|()| topic),
+            payloads,
+        )
+    }
+
+    /// [`Bus::publish_many_with`] for a topic given as bytes (see
+    /// [`Bus::publish_with_topic_bytes`]). The C ABI publishes through this.
+    pub fn publish_many_with_topic_bytes<P: AsRef<[u8]>>(
+        &self,
+        meta: &Meta,
+        topic: &[u8],
+        payloads: &[P],
+    ) -> Result<Option<u64>> {
+        self.publish_many_checked(meta, topic, crate::filter::topic_from_bytes, payloads)
+    }
+
+    fn publish_many_checked<'t, P: AsRef<[u8]>>(
+        &self,
+        meta: &Meta,
+        topic: &'t [u8],
+        check: impl FnOnce(&'t [u8]) -> std::result::Result<&'t str, crate::filter::FilterError>,
+        payloads: &[P],
+    ) -> Result<Option<u64>> {
+        self.check_meta_and_size(meta, 0)?;
+        for p in payloads {
+            self.check_meta_and_size(meta, p.as_ref().len())?;
+        }
+        self.shared.seg.check_truncated()?;
+        let (slot, topic) = producer::slot_for_topic(&self.shared, topic, check)?;
+        let ids = meta.correlation.is_set(); // stored only when set
+        let frame = |p: &P| frame_len(topic.len(), p.as_ref().len(), ids);
+        // A claim never spans terms: at most an eighth of one (or a single
+        // frame, which always fits), so closing a term early wastes little.
+        let cap = MANY_CLAIM_BYTES.min(self.shared.seg.ring.l.part_size as usize / 8);
+        let mut last = None;
+        let mut rest = payloads;
+        while let Some(first) = rest.first() {
+            let mut total = frame(first);
+            let mut n = 1;
+            while let Some(p) = rest.get(n) {
+                let len = frame(p);
+                if total + len > cap {
+                    break;
+                }
+                total += len;
+                n += 1;
+            }
+            let (batch, tail) = rest.split_at(n);
+            last = Some(self.publish_claimed_batch(slot, meta, ids, topic, batch, total)?);
+            rest = tail;
+        }
+        self.shared.seg.check_truncated()?;
+        Ok(last)
+    }
+
+    /// Claim `total` bytes for the frames of `batch`, write and commit them;
+    /// returns the last one's seq.
+    fn publish_claimed_batch<P: AsRef<[u8]>>(
+        &self,
+        slot: &ThreadSlot,
+        meta: &Meta,
+        ids: bool,
+        topic: &str,
+        batch: &[P],
+        total: usize,
+    ) -> Result<u64> {
+        let ring = &self.shared.seg.ring;
+        let mut c = Claimed::default();
+        self.reserve(slot, total, batch.len() as u64, &mut c)?;
+        let mut h = self.header(slot, meta, ids, c.pos, c.seq, topic, 0);
+        let mut at = 0;
+        for p in batch {
+            let payload = p.as_ref();
+            let len = frame_len(topic.len(), payload.len(), ids);
+            h.position = c.pos + at as u64;
+            h.payload_len = payload.len() as u32;
+            ring.write_frame(c.off + at, &h, ids, topic.as_bytes(), payload);
+            if self.shared.checksum {
+                let sum = crate::frame::checksum_parts(&{ h }, topic.as_bytes(), payload, len);
+                ring.store_checksum(c.off + at, sum);
+            }
+            h.seq += 1;
+            at += len;
+        }
+        debug_assert_eq!(at, total);
+        // Commit in order (readers take frames in order), then one fence for
+        // the parked-reader check, as `Ring::commit` does for one frame.
+        let mut at = 0;
+        for p in batch {
+            let len = frame_len(topic.len(), p.as_ref().len(), ids);
+            ring.commit_unfenced(c.off + at, c.tag, len);
+            at += len;
+        }
+        crate::sync::fence(SeqCst);
+        ring.release(slot.index);
+        let n = slot.published.get() + batch.len() as u64;
+        slot.published.set(n);
+        ring.slot_word(slot.index, S_PUBLISHED).store(n, Relaxed);
+        wait::notify(&ring.mem);
+        Ok(c.seq + batch.len() as u64 - 1)
+    }
+
     /// [`Bus::publish_with`] for a topic given as bytes (a C string's bytes,
     /// say): validated once, UTF-8 included, by
     /// [`crate::filter::topic_from_bytes`]. The C ABI publishes through this.
@@ -350,7 +502,7 @@ impl Bus {
         let ids = meta.correlation.is_set(); // stored only when set
         let len = frame_len(topic.len(), payload.len(), ids);
         let mut c = Claimed::default();
-        self.reserve(slot, len, &mut c)?;
+        self.reserve(slot, len, 1, &mut c)?;
         let h = self.header(slot, meta, ids, c.pos, c.seq, topic, payload.len());
         self.shared
             .seg
@@ -396,7 +548,7 @@ impl Bus {
         let ids = meta.correlation.is_set(); // stored only when set
         let total = frame_len(topic.len(), len, ids);
         let mut c = Claimed::default();
-        self.reserve(slot, total, &mut c)?;
+        self.reserve(slot, total, 1, &mut c)?;
         let ring = &self.shared.seg.ring;
         let h = self.header(slot, meta, ids, c.pos, c.seq, topic, len);
         // Write header and topic now; zero the payload so no stale bytes leak.

@@ -143,6 +143,32 @@ pub(crate) unsafe fn bytes<'a>(ptr: *const c_void, len: usize, arg: &str) -> Res
     Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
 }
 
+/// A read-only array argument `arg` of `count` elements (empty when `count`
+/// is 0, whatever `ptr` is).
+///
+/// # Safety
+/// `ptr` is NULL or points to `count` initialised `T`s valid for `'a`.
+pub(crate) unsafe fn slice_arg<'a, T>(ptr: *const T, count: usize, arg: &str) -> Result<&'a [T], Failure> {
+    if count == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Failure::null(arg));
+    }
+    let fits = count
+        .checked_mul(std::mem::size_of::<T>())
+        .is_some_and(|b| isize::try_from(b).is_ok());
+    if !fits || ptr as usize % std::mem::align_of::<T>() != 0 {
+        return Err(Failure::new(
+            SHMBUS_INVALID_ARGUMENT,
+            format!("argument `{arg}`: {count} elements at {ptr:p} cannot be an array"),
+        ));
+    }
+    // SAFETY: non-NULL, aligned, `count` valid elements per this function's
+    // contract, and the byte length fits `isize` (checked above).
+    Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
+}
+
 /// A read-only struct argument named `arg`.
 ///
 /// # Safety

@@ -30,8 +30,8 @@ mod claim;
 mod handle;
 
 pub use bus::{
-    shmbus_bus_t, shmbus_close, shmbus_create, shmbus_open, shmbus_open_or_create, shmbus_publish, shmbus_publish_with,
-    shmbus_remove, shmbus_stats,
+    shmbus_bus_t, shmbus_close, shmbus_create, shmbus_open, shmbus_open_or_create, shmbus_publish, shmbus_publish_many,
+    shmbus_publish_many_with, shmbus_publish_with, shmbus_remove, shmbus_stats,
 };
 pub use claim::{
     shmbus_claim, shmbus_claim_abort, shmbus_claim_commit, shmbus_claim_len, shmbus_claim_payload, shmbus_claim_t,
@@ -46,8 +46,8 @@ pub use sub::{
 pub use types::{
     shmbus_config_default, shmbus_config_t, shmbus_event_type_str, shmbus_event_type_t, shmbus_filter_t,
     shmbus_frame_t, shmbus_kind_str, shmbus_kind_t, shmbus_meta_default, shmbus_meta_t, shmbus_overflow_t,
-    shmbus_start_t, shmbus_stats_t, shmbus_subscribe_options_default, shmbus_subscribe_options_t, shmbus_wait_t,
-    SHMBUS_MAX_GROUP_LEN, SHMBUS_MAX_NAME_LEN, SHMBUS_MAX_TOPIC_LEN,
+    shmbus_payload_t, shmbus_start_t, shmbus_stats_t, shmbus_subscribe_options_default, shmbus_subscribe_options_t,
+    shmbus_wait_t, SHMBUS_MAX_GROUP_LEN, SHMBUS_MAX_NAME_LEN, SHMBUS_MAX_TOPIC_LEN,
 };
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! an out-of-range value is reported as an error rather than being undefined
 //! behaviour; structs the library fills in use the enum types.
 
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
 use shmbus_core::{Config, EventType, Kind, Meta, Overflow, Start, SubscribeOptions, WaitStrategy};
@@ -163,6 +163,18 @@ pub struct shmbus_meta_t {
     pub parent_id: [u8; 16],
     /// The id of the first frame of the chain, little-endian.
     pub root_id: [u8; 16],
+}
+
+/// One payload of `shmbus_publish_many`: `len` bytes at `data` (`data` may
+/// be NULL when `len` is 0).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct shmbus_payload_t {
+    /// The bytes.
+    pub data: *const c_void,
+    /// How many.
+    pub len: usize,
 }
 
 /// A received frame, filled in by `shmbus_recv`.

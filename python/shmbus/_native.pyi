@@ -254,7 +254,12 @@ class Bus:
         payloads: Iterable[_Payload],
         **meta: Unpack[_Meta],
     ) -> Optional[int]:
-        """Publish every payload to topic; returns the last seq (None if empty)."""
+        """Publish every payload to topic, in order; returns the last seq (None if empty).
+
+        Payloads go to the bus in groups of up to 1024, each checked before
+        any of it is published: a payload of the wrong type or too large
+        raises, and the groups before it stay published.
+        """
     def subscribe(
         self,
         pattern: Optional[str] = None,

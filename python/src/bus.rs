@@ -218,6 +218,32 @@ pub(crate) fn with_payload<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R
     )))
 }
 
+/// Payloads `Bus.publish_many` takes per call of the core `publish_many`.
+const PUBLISH_MANY_GROUP: usize = 1024;
+
+/// A payload held for a `publish_many` group: a `bytes` object as is (its
+/// buffer is immutable and outlives the group), anything else copied.
+enum HeldPayload<'py> {
+    Bytes(Bound<'py, PyBytes>),
+    Owned(Vec<u8>),
+}
+
+impl<'py> HeldPayload<'py> {
+    fn new(obj: &Bound<'py, PyAny>) -> PyResult<HeldPayload<'py>> {
+        if let Ok(b) = obj.cast::<PyBytes>() {
+            return Ok(HeldPayload::Bytes(b.clone()));
+        }
+        with_payload(obj, |b| HeldPayload::Owned(b.to_vec()))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            HeldPayload::Bytes(b) => b.as_bytes(),
+            HeldPayload::Owned(v) => v,
+        }
+    }
+}
+
 /// A correlation id: `uuid.UUID`, a non-negative int below 2**128, or None (0).
 pub(crate) fn id_arg(name: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<u128> {
     let Some(obj) = obj else { return Ok(0) };
@@ -498,9 +524,12 @@ impl PyBus {
     }
 
     /// Publish every payload of the iterable `payloads` to `topic` (same
-    /// metadata for all) in one call; returns the seq of the last one, or
-    /// None if `payloads` was empty. Much faster than a Python loop over
-    /// `publish` for small frames.
+    /// metadata for all), in order, in one call; returns the seq of the last
+    /// one, or None if `payloads` was empty. Much faster than a Python loop
+    /// over `publish` for small frames: the payloads go to the bus in groups
+    /// of up to 1024 with `Bus::publish_many` (each group's payloads are
+    /// checked before any of it is published; a payload of the wrong type
+    /// or too large raises, and the groups before it stay published).
     #[pyo3(signature = (topic, payloads, *, kind=None, event_type=None, correlation_id=None, parent_id=None,
         root_id=None))]
     #[allow(clippy::too_many_arguments)]
@@ -519,16 +548,24 @@ impl PyBus {
         let topic = topic.to_cow()?;
         self.with_bus(py, |bus| {
             let mut last = None;
-            if let Ok(list) = payloads.cast::<PyList>() {
-                for p in list.iter() {
-                    last = Some(with_payload(&p, |b| self.publish_bytes(py, bus, &meta, &topic, b))??);
+            let mut group = Vec::with_capacity(PUBLISH_MANY_GROUP);
+            let mut items = payloads.try_iter()?;
+            loop {
+                group.clear();
+                for item in items.by_ref().take(PUBLISH_MANY_GROUP) {
+                    group.push(HeldPayload::new(&item?)?);
                 }
-            } else {
-                for p in payloads.try_iter()? {
-                    last = Some(with_payload(&p?, |b| self.publish_bytes(py, bus, &meta, &topic, b))??);
+                if group.is_empty() {
+                    return Ok(last);
                 }
+                let views: Vec<&[u8]> = group.iter().map(HeldPayload::bytes).collect();
+                let r = if self.may_block {
+                    py.detach(|| bus.publish_many_with(&meta, &topic, &views))
+                } else {
+                    bus.publish_many_with(&meta, &topic, &views)
+                };
+                last = r.map_err(|e| to_py(py, e))?.or(last);
             }
-            Ok(last)
         })
     }
 

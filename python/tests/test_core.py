@@ -174,6 +174,25 @@ def test_publish_many_and_recv_many_move_batches(bus):
     assert sub.recv_many(0) == []
 
 
+def test_publish_many_groups_payloads_and_checks_each_group_first(bus):
+    sub = bus.subscribe()
+    # More than one group of 1024, all payload types, in order.
+    payloads = [f"p{i}".encode() for i in range(2500)] + ["text", bytearray(b"ba"), memoryview(b"mv")]
+    last = bus.publish_many("t", payloads, root_id=5)
+    got = sub.recv_many(5000, timeout=1.0)
+    assert [m.payload for m in got] == [bytes(p) if not isinstance(p, str) else p.encode() for p in payloads]
+    assert got[-1].seq == last
+    assert all(m.root_id == uuid.UUID(int=5) for m in got)
+    assert all(a.seq < b.seq for a, b in zip(got, got[1:]))
+    # A group with a payload of the wrong type or too large publishes none of it.
+    with pytest.raises(TypeError):
+        bus.publish_many("t", [b"ok", 42])
+    with pytest.raises(shmbus.FrameTooLarge):
+        bus.publish_many("t", [b"ok", b"x" * 5000])
+    assert sub.recv_many(10, timeout=0.05) == []
+    assert bus.publish_many("t", iter([b"after"])) == last + 1
+
+
 def test_eviction_is_counted_in_missed(bus_name):
     with shmbus.Bus.create(bus_name, memory_limit=256 << 10, max_frame_size=1024) as bus:
         sub = bus.subscribe()

@@ -3,12 +3,13 @@
 //! in a thread, publishes N frames, prints the rate and removes the bus.
 //!
 //! ```text
-//! publish-loop [FRAMES] [PAYLOAD_BYTES] [--with-spinning-subscriber] [--checksum] [--block]
+//! publish-loop [FRAMES] [PAYLOAD_BYTES] [--with-spinning-subscriber] [--checksum] [--block] [--many N]
 //! strace -c -f ./target/release/publish-loop 1000000 64
 //! ```
 //!
 //! `--block` creates the bus with `Overflow::Block` (10 s) instead of the
-//! default `Evict`.
+//! default `Evict`. `--many N` publishes with `Bus::publish_many`, N frames
+//! per call.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,7 +22,18 @@ fn main() {
     let spin_sub = args.iter().any(|a| a == "--with-spinning-subscriber");
     let checksum = args.iter().any(|a| a == "--checksum");
     let block = args.iter().any(|a| a == "--block");
-    let nums: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let many = args.iter().position(|a| a == "--many").map(|i| {
+        args.get(i + 1)
+            .and_then(|n| n.parse::<usize>().ok())
+            .expect("--many N")
+            .max(1)
+    });
+    let nums: Vec<u64> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| many.is_none() || args.get(i.wrapping_sub(1)).map(String::as_str) != Some("--many"))
+        .filter_map(|(_, a)| a.parse().ok())
+        .collect();
     let frames = nums.first().copied().unwrap_or(1_000_000);
     let size = nums.get(1).copied().unwrap_or(64) as usize;
     let name = format!("bench-{}-publish-loop", std::process::id());
@@ -47,9 +59,22 @@ fn main() {
                 (n, sub.missed())
             })
         });
+        let batch: Vec<&[u8]> = vec![&payload; many.unwrap_or(1)];
         let t = Instant::now();
-        for _ in 0..frames {
-            bus.publish("bench.data", &payload).expect("publish");
+        match many {
+            None => {
+                for _ in 0..frames {
+                    bus.publish("bench.data", &payload).expect("publish");
+                }
+            }
+            Some(n) => {
+                let mut left = frames as usize;
+                while left > 0 {
+                    let k = left.min(n);
+                    bus.publish_many("bench.data", &batch[..k]).expect("publish_many");
+                    left -= k;
+                }
+            }
         }
         let dt = t.elapsed();
         stop.store(true, Ordering::Relaxed);
