@@ -277,19 +277,37 @@ fn latency_role(spec: &Kv, ping: bool, deadline_ms: u64) -> Result<Option<Kv>, S
     Ok(Some(kv))
 }
 
-/// Publish `n` frames as fast as possible.
+/// Publish `n` frames as fast as possible: one `publish` each, or with
+/// `batch` set, `publish_many` calls of `batch` frames.
 fn producer_role(spec: &Kv) -> Result<Option<Kv>, String> {
     let bus = open(spec.str("bus")?)?;
     let n = spec.num("n")?;
+    let batch = spec.opt("batch").map(|_| spec.num("batch")).transpose()?;
     let mut payload = vec![0u8; spec.num("payload")? as usize];
     fill_pattern(&mut payload);
+    let mut payloads = vec![payload.clone(); batch.unwrap_or(0) as usize];
     if !ready_then_wait_go()? {
         return Ok(None);
     }
     let t0 = mono_ns();
-    for i in 0..n {
-        stamp(&mut payload, i);
-        bus.publish(TOPIC, &payload).map_err(err)?;
+    match batch {
+        None => {
+            for i in 0..n {
+                stamp(&mut payload, i);
+                bus.publish(TOPIC, &payload).map_err(err)?;
+            }
+        }
+        Some(b) => {
+            let mut i = 0;
+            while i < n {
+                let k = b.min(n - i) as usize;
+                for (j, p) in payloads[..k].iter_mut().enumerate() {
+                    stamp(p, i + j as u64);
+                }
+                bus.publish_many(TOPIC, &payloads[..k]).map_err(err)?;
+                i += k as u64;
+            }
+        }
     }
     let t1 = mono_ns();
     Ok(Some(Kv::new().set("t0", t0).set("t1", t1).set("published", n)))

@@ -514,9 +514,9 @@ fn run_flow(
     let flow = v.flow;
     // Single-producer mode applies where one process publishes.
     let modes: &[ShmMode] = if flow.shape().0 == 1 {
-        &[ShmMode::Evict, ShmMode::Spsc, ShmMode::Block]
+        &[ShmMode::Evict, ShmMode::Spsc, ShmMode::Block, ShmMode::Many]
     } else {
-        &[ShmMode::Evict, ShmMode::Block]
+        &[ShmMode::Evict, ShmMode::Block, ShmMode::Many]
     };
     let mut shm: Vec<(ShmMode, Vec<FlowOutcome>)> = modes.iter().map(|&m| (m, Vec::new())).collect();
     let mut cb = Vec::new();
@@ -779,7 +779,7 @@ impl ExternalPeer {
     fn name_for(&self, mode: ShmMode) -> &'static str {
         match mode {
             ShmMode::Block => self.block_name,
-            ShmMode::Evict | ShmMode::Spsc => self.name,
+            ShmMode::Evict | ShmMode::Spsc | ShmMode::Many => self.name,
         }
     }
 }
@@ -794,7 +794,14 @@ enum ShmMode {
     /// `Overflow::Block`: the producer waits for the slowest subscriber, so
     /// nothing is lost, like crossbeam and `iceoryx2-blocking`.
     Block,
+    /// `Overflow::Block` (no loss, so comparable with crossbeam), the
+    /// producers publishing with `Bus::publish_many`, [`MANY_BATCH`] frames
+    /// per call (the subscribers are unchanged).
+    Many,
 }
+
+/// Frames per `publish_many` call of the `shmbus-many` peer.
+const MANY_BATCH: u64 = 64;
 
 impl ShmMode {
     fn peer(self) -> &'static str {
@@ -802,6 +809,7 @@ impl ShmMode {
             ShmMode::Evict => "shmbus",
             ShmMode::Spsc => "shmbus-spsc",
             ShmMode::Block => "shmbus-block",
+            ShmMode::Many => "shmbus-many",
         }
     }
     fn note(self) -> &'static str {
@@ -809,13 +817,14 @@ impl ShmMode {
             ShmMode::Evict => "evict",
             ShmMode::Spsc => "evict, single_producer",
             ShmMode::Block => "Overflow::Block (no loss)",
+            ShmMode::Many => "Overflow::Block (no loss); publish_many, 64 frames per call",
         }
     }
     fn config(self, cfg: Config, timeout: Duration) -> Config {
         match self {
             ShmMode::Evict => cfg,
             ShmMode::Spsc => cfg.single_producer(true),
-            ShmMode::Block => cfg.overflow(Overflow::Block(timeout)),
+            ShmMode::Block | ShmMode::Many => cfg.overflow(Overflow::Block(timeout)),
         }
     }
 }
@@ -854,12 +863,14 @@ fn shm_flow_exe(
         specs.push(s);
     }
     for _ in 0..producers {
-        specs.push(
-            base_spec("producer", size, timeout)
-                .set("bus", bus.name())
-                .set("n", per)
-                .pin(v.cpus.map(|c| c.0)),
-        );
+        let mut p = base_spec("producer", size, timeout)
+            .set("bus", bus.name())
+            .set("n", per)
+            .pin(v.cpus.map(|c| c.0));
+        if mode == ShmMode::Many {
+            p = p.set("batch", MANY_BATCH);
+        }
+        specs.push(p);
     }
     let deadline = Instant::now() + timeout + Duration::from_secs(10);
     let mut kids = start_all_exe(exe, &specs, deadline)?;
