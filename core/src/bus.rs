@@ -398,10 +398,9 @@ impl Bus {
         check: impl FnOnce(&'t [u8]) -> std::result::Result<&'t str, crate::filter::FilterError>,
         payloads: &[P],
     ) -> Result<Option<u64>> {
-        self.check_meta_and_size(meta, 0)?;
-        for p in payloads {
-            self.check_meta_and_size(meta, p.as_ref().len())?;
-        }
+        // The largest payload decides: all are checked before any is published.
+        let largest = payloads.iter().map(|p| p.as_ref().len()).max().unwrap_or(0);
+        self.check_meta_and_size(meta, largest)?;
         self.shared.seg.check_truncated()?;
         let (slot, topic) = producer::slot_for_topic(&self.shared, topic, check)?;
         let ids = meta.correlation.is_set(); // stored only when set

@@ -215,13 +215,14 @@ pub unsafe extern "C" fn shmbus_publish_with(
 
 /// Publish `count` payloads to `topic`, in order, in one call (the Rust
 /// `Bus::publish_many`): much cheaper per frame than `shmbus_publish` for
-/// small frames. The frames of one claim (up to 16 KiB of frames) have
-/// consecutive seqs; other producers' frames may come between two claims. `*out_last_seq` receives the last
-/// frame's seq (left unchanged when `count` is 0).
+/// small frames. Frames are claimed up to 16 KiB at a time; the frames of
+/// one claim have consecutive seqs, and other producers' frames may come
+/// between two claims. `*out_last_seq` receives the last frame's seq (left
+/// unchanged when `count` is 0).
 ///
 /// Every payload's size is checked first: `SHMBUS_TOO_LARGE` publishes
 /// nothing. A later `SHMBUS_FULL` (REJECT/BLOCK policies) leaves the frames
-/// of earlier claims (up to 16 KiB of frames each) published. Otherwise
+/// of the earlier claims published. Otherwise
 /// fails like `shmbus_publish`, and with `SHMBUS_INVALID_ARGUMENT` for a
 /// NULL `payloads` with `count > 0` or a payload with NULL `data` and
 /// `len > 0`. Allocates nothing.
