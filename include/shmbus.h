@@ -580,6 +580,13 @@ typedef struct {
   uint8_t root_id[16];
 } shmbus_frame_t;
 
+/**
+ * The function `shmbus_recv_many` calls with each frame, and the caller's
+ * `ctx`. The frame (its `topic` and `payload` too) is valid only during
+ * the call: copy what you keep. It must not call into the same subscriber.
+ */
+typedef void (*shmbus_frame_fn)(void *ctx, const shmbus_frame_t *frame);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -888,6 +895,33 @@ shmbus_status_t shmbus_join_group_with(const shmbus_bus_t *bus,
  * during the call; `out_frame` is NULL or writable.
  */
 shmbus_status_t shmbus_recv(shmbus_sub_t *sub, int64_t timeout_ms, shmbus_frame_t *out_frame);
+
+/**
+ * Receive up to `max` frames, calling `callback(ctx, &frame)` with each
+ * (the Rust `Subscriber::recv_many`): waits at most `timeout_ms`
+ * milliseconds for the first (0: only what is ready, negative: as long as
+ * it takes), then takes frames that are ready now without waiting again;
+ * it may stop short of `max` while more are ready (call again). Cheaper
+ * per frame than a loop of `shmbus_recv`.
+ *
+ * Returns `SHMBUS_OK` with `*out_count` the number of frames passed to
+ * `callback` (0 only when `max` is 0), `SHMBUS_TIMEOUT` when nothing
+ * arrived in time (`*out_count` untouched), or `SHMBUS_INVALID_ARGUMENT`
+ * for NULL `sub` or `callback`. Does not allocate once the subscriber's
+ * buffer has grown to the largest frame seen.
+ *
+ * # Safety
+ * `sub` is NULL or a live subscriber handle not used by another thread
+ * during the call (the callback must not use it either); `callback` is
+ * NULL or a function safe to call with `ctx` and a frame; `out_count` is
+ * NULL or writable.
+ */
+shmbus_status_t shmbus_recv_many(shmbus_sub_t *sub,
+                                 size_t max,
+                                 int64_t timeout_ms,
+                                 shmbus_frame_fn callback,
+                                 void *ctx,
+                                 size_t *out_count);
 
 /**
  * Frames this subscriber lost to eviction because it fell behind (exact;

@@ -1227,8 +1227,13 @@ impl Matcher {
     /// [`Matcher::matches`] *and* the topic is UTF-8 (readers hand topics
     /// out as `&str`). Topic-only plans never match a non-UTF-8 topic, so
     /// only the others check UTF-8 again.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn accepts(&mut self, topic: &[u8], root_id: u128) -> bool {
+        // A constant plan (`Filter::all`, the common subscription) without
+        // a call: `matches` is too big to inline at every receive path.
+        if let Plan::Const(value) = self.plan {
+            return value && utf8(topic).is_some();
+        }
         self.matches(topic, root_id) && (matches!(self.plan, Plan::AnyText | Plan::Topic(_)) || utf8(topic).is_some())
     }
 

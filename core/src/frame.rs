@@ -160,6 +160,7 @@ impl FrameHeader {
 
     /// Check that the header describes a frame of `total_len` bytes at
     /// `position`; returns a static reason when it does not.
+    #[inline]
     pub fn validate(&self, position: u64, total_len: usize) -> Result<(), &'static str> {
         if self.position != position {
             return Err("frame position does not match its place in the log");

@@ -539,7 +539,7 @@ impl Ring {
 
     /// Try to read the frame at `pos` into `buf` (see "Reading" above);
     /// `cache` is the reader's [`Term`] cache.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read(&self, pos: u64, buf: &mut FrameBuf, cache: &mut Term) -> Read {
         let (parts, size) = (self.l.parts, self.l.part_size);
         if pos >= MAX_POS {

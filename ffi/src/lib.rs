@@ -39,8 +39,8 @@ pub use claim::{
 };
 pub use status::{shmbus_last_error, shmbus_status_str, shmbus_status_t, shmbus_version};
 pub use sub::{
-    shmbus_join_group, shmbus_join_group_with, shmbus_recv, shmbus_sub_abandoned, shmbus_sub_close,
-    shmbus_sub_delivered, shmbus_sub_missed, shmbus_sub_t, shmbus_subscribe, shmbus_subscribe_regex,
+    shmbus_frame_fn, shmbus_join_group, shmbus_join_group_with, shmbus_recv, shmbus_recv_many, shmbus_sub_abandoned,
+    shmbus_sub_close, shmbus_sub_delivered, shmbus_sub_missed, shmbus_sub_t, shmbus_subscribe, shmbus_subscribe_regex,
     shmbus_subscribe_with,
 };
 pub use types::{

@@ -1,12 +1,12 @@
 //! Subscribers: subscribe, join a group, receive, counters, close.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
 use shmbus_core::{Filter, Frame, SubscribeOptions, Subscriber};
 
 use crate::bus::shmbus_bus_t;
-use crate::handle::{arg_ref, c_str, out, Handle};
+use crate::handle::{arg_ref, c_str, opt_out, out, Handle};
 use crate::status::shmbus_status_t::{self, SHMBUS_OK, SHMBUS_TIMEOUT};
 use crate::status::{ffi_boundary, Failure};
 use crate::types::{shmbus_frame_t, shmbus_subscribe_options_t, FilterKind, SHMBUS_MAX_TOPIC_LEN};
@@ -312,6 +312,62 @@ pub unsafe extern "C" fn shmbus_recv(
             }
             None => Ok(SHMBUS_TIMEOUT),
         }
+    })
+}
+
+/// The function `shmbus_recv_many` calls with each frame, and the caller's
+/// `ctx`. The frame (its `topic` and `payload` too) is valid only during
+/// the call: copy what you keep. It must not call into the same subscriber.
+#[allow(non_camel_case_types)]
+pub type shmbus_frame_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, frame: *const shmbus_frame_t)>;
+
+/// Receive up to `max` frames, calling `callback(ctx, &frame)` with each
+/// (the Rust `Subscriber::recv_many`): waits at most `timeout_ms`
+/// milliseconds for the first (0: only what is ready, negative: as long as
+/// it takes), then takes frames that are ready now without waiting again;
+/// it may stop short of `max` while more are ready (call again). Cheaper
+/// per frame than a loop of `shmbus_recv`.
+///
+/// Returns `SHMBUS_OK` with `*out_count` the number of frames passed to
+/// `callback` (0 only when `max` is 0), `SHMBUS_TIMEOUT` when nothing
+/// arrived in time (`*out_count` untouched), or `SHMBUS_INVALID_ARGUMENT`
+/// for NULL `sub` or `callback`. Does not allocate once the subscriber's
+/// buffer has grown to the largest frame seen.
+///
+/// # Safety
+/// `sub` is NULL or a live subscriber handle not used by another thread
+/// during the call (the callback must not use it either); `callback` is
+/// NULL or a function safe to call with `ctx` and a frame; `out_count` is
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmbus_recv_many(
+    sub: *mut shmbus_sub_t,
+    max: usize,
+    timeout_ms: i64,
+    callback: shmbus_frame_fn,
+    ctx: *mut c_void,
+    out_count: *mut usize,
+) -> shmbus_status_t {
+    ffi_boundary!("shmbus_recv_many", {
+        // SAFETY: the caller passes valid or NULL pointers and no other thread uses `sub`.
+        let (state, out_count) = unsafe { (shmbus_sub_t::try_mut(sub, "sub")?, opt_out(out_count)) };
+        let callback = callback.ok_or_else(|| Failure::null("callback"))?;
+        let SubState { sub, topic } = state;
+        let timeout = u64::try_from(timeout_ms).map_or(Duration::MAX, Duration::from_millis);
+        let mut frame = std::mem::MaybeUninit::uninit();
+        let n = sub.recv_many(max, timeout, |f| {
+            SubState::describe(topic, &f, &mut frame);
+            // SAFETY: `callback` is safe to call with `ctx` and a frame (this
+            // function's contract); `frame` was just written by `describe`.
+            unsafe { callback(ctx, frame.as_ptr()) };
+        })?;
+        if n == 0 && max > 0 {
+            return Ok(SHMBUS_TIMEOUT);
+        }
+        if let Some(o) = out_count {
+            o.write(n);
+        }
+        Ok(SHMBUS_OK)
     })
 }
 

@@ -198,14 +198,28 @@ impl Subscriber {
         let Some(sub) = st.sub.as_mut() else {
             return Ok(out);
         };
-        while out.len() < max_messages {
-            match sub.try_recv() {
-                Ok(Some(f)) => out.append(Message::from_frame(py, &f)?)?,
-                Ok(None) => break,
-                Err(e) => return Err(to_py(py, e)),
+        // The rest of what is ready now, in one core call (`recv_many`);
+        // a Python error while building a message ends the batch.
+        let mut failed = None;
+        while out.len() < max_messages && failed.is_none() {
+            let want = max_messages - out.len();
+            let got = sub
+                .recv_many(want, Duration::ZERO, |f| {
+                    if failed.is_none() {
+                        if let Err(e) = Message::from_frame(py, &f).and_then(|m| out.append(m)) {
+                            failed = Some(e);
+                        }
+                    }
+                })
+                .map_err(|e| to_py(py, e))?;
+            if got == 0 {
+                break;
             }
         }
-        Ok(out)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     /// Wait (GIL released) up to `timeout` seconds until a message is ready

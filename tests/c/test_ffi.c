@@ -537,6 +537,64 @@ static void *publish_from_other_thread(void *arg) {
     return NULL;
 }
 
+/* What recv_many's callback saw. */
+struct seen {
+    int n;
+    uint64_t seqs[16];
+    char payloads[16][24];
+};
+
+static void record_frame(void *ctx, const shmbus_frame_t *f) {
+    struct seen *s = ctx;
+    if (s->n < 16) {
+        s->seqs[s->n] = f->seq;
+        snprintf(s->payloads[s->n], sizeof s->payloads[0], "%.*s", (int)f->payload_len, (const char *)f->payload);
+    }
+    s->n++;
+}
+
+/* recv_many: frames to the callback in order, up to max; TIMEOUT when none. */
+static void test_recv_many(void) {
+    const char *name = new_name("recvmany");
+    shmbus_config_t cfg = small_cfg();
+    shmbus_bus_t *bus = make_bus(name, &cfg);
+    shmbus_sub_t *sub = NULL;
+    CHECK_RC(shmbus_subscribe(bus, "#", &sub), SHMBUS_OK);
+    char text[10][8];
+    shmbus_payload_t list[10];
+    for (int i = 0; i < 10; i++) {
+        snprintf(text[i], sizeof text[i], "m%d", i);
+        list[i].data = text[i];
+        list[i].len = strlen(text[i]);
+    }
+    CHECK_RC(shmbus_publish_many(bus, "t", list, 10, NULL), SHMBUS_OK);
+
+    struct seen s = {0};
+    size_t count = 99;
+    CHECK_RC(shmbus_recv_many(sub, 4, 1000, record_frame, &s, &count), SHMBUS_OK);
+    CHECK(count == 4 && s.n == 4);
+    CHECK_RC(shmbus_recv_many(sub, 100, 0, record_frame, &s, &count), SHMBUS_OK);
+    CHECK(count == 6 && s.n == 10);
+    int in_order = 1;
+    for (int i = 0; i < 10; i++) {
+        in_order &= s.seqs[i] == (uint64_t)i && strcmp(s.payloads[i], text[i]) == 0;
+    }
+    CHECK(in_order);
+    count = 99;
+    CHECK_RC(shmbus_recv_many(sub, 100, 5, record_frame, &s, &count), SHMBUS_TIMEOUT);
+    CHECK(count == 99 && s.n == 10);
+    CHECK_RC(shmbus_recv_many(sub, 0, 0, record_frame, &s, &count), SHMBUS_OK);
+    CHECK(count == 0);
+    CHECK_ERR(shmbus_recv_many(sub, 1, 0, NULL, &s, &count), SHMBUS_INVALID_ARGUMENT, "shmbus_recv_many",
+              "`callback` is NULL");
+    CHECK_RC(shmbus_recv_many(NULL, 1, 0, record_frame, &s, &count), SHMBUS_INVALID_ARGUMENT);
+    CHECK(s.n == 10);
+
+    shmbus_sub_close(sub);
+    shmbus_close(bus);
+    CHECK_RC(shmbus_remove(name), SHMBUS_OK);
+}
+
 /* publish_many: consecutive seqs in order, metadata on every frame, and
  * bad arguments refused before anything is published. */
 static void test_publish_many(void) {
@@ -1125,6 +1183,7 @@ int main(void) {
         {"incompatible segments and permissions", test_incompatible_and_permissions},
         {"publish and recv", test_publish_and_recv},
         {"publish many", test_publish_many},
+        {"recv many", test_recv_many},
         {"claims", test_claims},
         {"subscribe variants", test_subscribe_variants},
         {"consumer groups", test_groups},

@@ -4,7 +4,7 @@
 //! way (what moving those bytes between the cores costs by itself).
 //!
 //! ```text
-//! drain [PAYLOAD_BYTES] [--same-cpu] [--rounds N] [--mib M] [--ids]
+//! drain [PAYLOAD_BYTES] [--same-cpu] [--rounds N] [--mib M] [--ids] [--recv-many]
 //! ./target/release/drain 64             # 64 B payloads, 40 MiB per round, 7 rounds
 //! ```
 //!
@@ -14,10 +14,11 @@
 //! and sums its payload; then CPU 0 writes as many bytes into a private
 //! buffer and CPU 1 sums them with 8-byte loads (the floor). A round that
 //! loses a frame fails. `--ids` publishes with a root id, so frames store
-//! their correlation ids (48 more bytes each). The first round is a
+//! their correlation ids (48 more bytes each). `--recv-many` receives with
+//! `Subscriber::recv_many` (up to 4096 frames per call) instead. The first round is a
 //! warm-up; the medians of the others are printed last.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use shmbus::frame::frame_len;
 use shmbus::{Config, Meta};
@@ -32,6 +33,7 @@ struct Args {
     rounds: usize,
     mib: usize,
     ids: bool,
+    recv_many: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -41,6 +43,7 @@ fn parse_args() -> Result<Args, String> {
         rounds: 7,
         mib: 40,
         ids: false,
+        recv_many: false,
     };
     let mut it = std::env::args().skip(1);
     let num = |v: Option<String>, what: &str| -> Result<usize, String> {
@@ -50,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--same-cpu" => a.reader_cpu = 0,
             "--ids" => a.ids = true,
+            "--recv-many" => a.recv_many = true,
             "--rounds" => a.rounds = num(it.next(), "--rounds")?.max(2),
             "--mib" => a.mib = num(it.next(), "--mib")?.max(1),
             _ => a.size = arg.parse().map_err(|_| format!("unknown argument {arg:?}"))?,
@@ -64,7 +68,7 @@ fn bus_round(tb: &TempBus, a: &Args, frames: usize) -> Result<(f64, f64), String
     let mut sub = tb.spin_subscriber().map_err(|e| e.to_string())?;
     let payload: Vec<u8> = (0..a.size).map(|i| i as u8).collect();
     let meta = Meta::default().root_id(u128::from(a.ids));
-    let reader_cpu = a.reader_cpu;
+    let (reader_cpu, many) = (a.reader_cpu, a.recv_many);
     std::thread::scope(|s| {
         let publish = s.spawn(|| -> Result<f64, String> {
             pin_current_thread(0)?;
@@ -79,11 +83,19 @@ fn bus_round(tb: &TempBus, a: &Args, frames: usize) -> Result<(f64, f64), String
             pin_current_thread(reader_cpu)?;
             let t = Instant::now();
             let (mut n, mut sum) = (0, 0u64);
+            let add = |sum: u64, f: &shmbus::Frame| f.payload().iter().fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
             while n < frames {
-                if let Some(f) = sub.try_recv().map_err(|e| e.to_string())? {
-                    sum = f.payload().iter().fold(sum, |s, &b| s.wrapping_add(u64::from(b)));
-                    n += 1;
-                } else if sub.missed() > 0 || sub.lag() == 0 {
+                let got = if many {
+                    sub.recv_many(4096, Duration::ZERO, |f| sum = add(sum, &f))
+                        .map_err(|e| e.to_string())?
+                } else if let Some(f) = sub.try_recv().map_err(|e| e.to_string())? {
+                    sum = add(sum, &f);
+                    1
+                } else {
+                    0
+                };
+                n += got;
+                if got == 0 && (sub.missed() > 0 || sub.lag() == 0) {
                     return Err(format!(
                         "lost frames: {n} of {frames} received, {} missed",
                         sub.missed()

@@ -337,10 +337,41 @@ fn subscriber_role(spec: &Kv, deadline_ms: u64) -> Result<Option<Kv>, String> {
     let deadline = Instant::now() + Duration::from_millis(deadline_ms);
     let mut delivered = 0u64;
     let mut bad = 0u64;
-    if group.is_some() {
+    // With `many` set, frames are taken with `recv_many` (up to 4096 per
+    // call), every one checked the same way.
+    let many = spec.opt("many").is_some();
+    if many && group.is_none() {
+        while delivered + sub.missed() + sub.abandoned() < expected {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let got = sub
+                .recv_many(4096, left, |f| {
+                    delivered += 1;
+                    bad += u64::from(!payload_intact(f.payload(), &pattern));
+                })
+                .map_err(err)?;
+            if got == 0 {
+                return Err(format!(
+                    "delivered {delivered} + missed {} + abandoned {} < published {expected} at the deadline \
+                     (silent loss?)",
+                    sub.missed(),
+                    sub.abandoned()
+                ));
+            }
+        }
+    } else if group.is_some() {
         let mut spins = 0u32;
         loop {
-            if let Some(f) = sub.try_recv().map_err(err)? {
+            if many {
+                let got = sub
+                    .recv_many(4096, Duration::ZERO, |f| {
+                        delivered += 1;
+                        bad += u64::from(!payload_intact(f.payload(), &pattern));
+                    })
+                    .map_err(err)?;
+                if got > 0 {
+                    continue;
+                }
+            } else if let Some(f) = sub.try_recv().map_err(err)? {
                 delivered += 1;
                 bad += u64::from(!payload_intact(f.payload(), &pattern));
                 continue;

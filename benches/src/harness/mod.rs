@@ -796,7 +796,7 @@ enum ShmMode {
     Block,
     /// `Overflow::Block` (no loss, so comparable with crossbeam), the
     /// producers publishing with `Bus::publish_many`, [`MANY_BATCH`] frames
-    /// per call (the subscribers are unchanged).
+    /// per call, the subscribers receiving with `Subscriber::recv_many`.
     Many,
 }
 
@@ -817,7 +817,7 @@ impl ShmMode {
             ShmMode::Evict => "evict",
             ShmMode::Spsc => "evict, single_producer",
             ShmMode::Block => "Overflow::Block (no loss)",
-            ShmMode::Many => "Overflow::Block (no loss); publish_many, 64 frames per call",
+            ShmMode::Many => "Overflow::Block (no loss); publish_many (64 frames per call) and recv_many",
         }
     }
     fn config(self, cfg: Config, timeout: Duration) -> Config {
@@ -859,6 +859,9 @@ fn shm_flow_exe(
             .pin(v.cpus.map(|c| c.1));
         if group {
             s = s.set("group", "workers");
+        }
+        if mode == ShmMode::Many {
+            s = s.set("many", 1);
         }
         specs.push(s);
     }
