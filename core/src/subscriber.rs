@@ -297,7 +297,9 @@ impl Subscriber {
     /// Cheaper per frame than a loop of [`Subscriber::try_recv`] for a
     /// broadcast subscriber: the checks and the bookkeeping that every
     /// receive does once (the segment's truncation flag, the cursor and the
-    /// subscriber's entry in the segment) are done once per call.
+    /// subscriber's entry in the segment) are done once per call. So if `f`
+    /// panics, the frames this call already handed over may be handed over
+    /// again by the next receive.
     ///
     /// ```
     /// # let name = format!("doc-recvmany-{}", std::process::id());
