@@ -313,6 +313,16 @@ fn producer_role(spec: &Kv) -> Result<Option<Kv>, String> {
     Ok(Some(Kv::new().set("t0", t0).set("t1", t1).set("published", n)))
 }
 
+/// The error of a subscriber whose counts fall short of `expected` at the
+/// deadline.
+fn short_of(delivered: u64, sub: &shmbus::Subscriber, expected: u64) -> String {
+    format!(
+        "delivered {delivered} + missed {} + abandoned {} < published {expected} at the deadline (silent loss?)",
+        sub.missed(),
+        sub.abandoned()
+    )
+}
+
 /// Receive until `expected` seqs are accounted for (delivered + missed), as a
 /// broadcast subscriber, or until the group cursor passed `expected`. Every
 /// frame's payload is checked byte for byte ([`payload_intact`]).
@@ -350,12 +360,7 @@ fn subscriber_role(spec: &Kv, deadline_ms: u64) -> Result<Option<Kv>, String> {
                 })
                 .map_err(err)?;
             if got == 0 {
-                return Err(format!(
-                    "delivered {delivered} + missed {} + abandoned {} < published {expected} at the deadline \
-                     (silent loss?)",
-                    sub.missed(),
-                    sub.abandoned()
-                ));
+                return Err(short_of(delivered, &sub, expected));
             }
         }
     } else if group.is_some() {
@@ -397,14 +402,7 @@ fn subscriber_role(spec: &Kv, deadline_ms: u64) -> Result<Option<Kv>, String> {
                     delivered += 1;
                     bad += u64::from(!payload_intact(f.payload(), &pattern));
                 }
-                None => {
-                    return Err(format!(
-                        "delivered {delivered} + missed {} + abandoned {} < published {expected} at the deadline \
-                         (silent loss?)",
-                        sub.missed(),
-                        sub.abandoned()
-                    ))
-                }
+                None => return Err(short_of(delivered, &sub, expected)),
             }
         }
     }
