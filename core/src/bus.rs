@@ -455,18 +455,16 @@ impl Bus {
                 let sum = crate::frame::checksum_parts(&{ h }, topic.as_bytes(), payload, len);
                 ring.store_checksum(c.off + at, sum);
             }
+            // Each frame is committed once written, in position order (the
+            // order readers take them); the claim's slot announcement covers
+            // them all until `release` below.
+            ring.commit_unfenced(c.off + at, c.tag, len);
             h.seq += 1;
             at += len;
         }
         debug_assert_eq!(at, total);
-        // Commit in order (readers take frames in order), then one fence for
-        // the parked-reader check, as `Ring::commit` does for one frame.
-        let mut at = 0;
-        for p in batch {
-            let len = frame_len(topic.len(), p.as_ref().len(), ids);
-            ring.commit_unfenced(c.off + at, c.tag, len);
-            at += len;
-        }
+        // One fence for the parked-reader check, as `Ring::commit` does for
+        // one frame.
         crate::sync::fence(SeqCst);
         ring.release(slot.index);
         let n = slot.published.get() + batch.len() as u64;

@@ -135,6 +135,12 @@ pub(crate) struct Claimed {
     pub(crate) tag: u32,
 }
 
+/// The commit word of a frame of `len` bytes claimed with `tag` (R1).
+#[inline(always)]
+fn commit_word(tag: u32, len: usize) -> u64 {
+    (u64::from(tag) << 32) | len as u64
+}
+
 #[inline]
 fn state_init(term: u64, parts: u64) -> u64 {
     (term + parts) << 1
@@ -494,15 +500,13 @@ impl Ring {
     /// (invariant R1).
     #[inline]
     pub(crate) fn commit(&self, c: &Claimed, len: usize) {
-        let word = self.mem.u64_at(c.off);
-        let value = (u64::from(c.tag) << 32) | len as u64;
         if self.single {
             // Release store, then a full fence for the parked-reader check
             // (wait.rs): a fence, not a read-modify-write.
-            word.store(value, Release);
+            self.commit_unfenced(c.off, c.tag, len);
             fence(SeqCst);
         } else {
-            word.swap(value, SeqCst);
+            self.mem.u64_at(c.off).swap(commit_word(c.tag, len), SeqCst);
         }
     }
 
@@ -513,7 +517,7 @@ impl Ring {
     /// does for one frame).
     #[inline(always)]
     pub(crate) fn commit_unfenced(&self, off: usize, tag: u32, len: usize) {
-        self.mem.u64_at(off).store((u64::from(tag) << 32) | len as u64, Release);
+        self.mem.u64_at(off).store(commit_word(tag, len), Release);
     }
 
     /// Clear the slot's announcement after commit or abort.
@@ -831,8 +835,8 @@ mod loom_tests {
     }
 
     /// A batch claim (`Bus::publish_many`): two short frames (56 bytes each,
-    /// no ids) claimed together, written, committed with release stores
-    /// and one SeqCst fence, as `Bus::publish_many` does. A reader racing
+    /// no ids) claimed together, each written then committed with a release
+    /// store, then one SeqCst fence, as `Bus::publish_many` does. A reader racing
     /// with it sees a prefix of them, each intact, with consecutive seqs;
     /// afterwards both are there.
     #[test]
@@ -851,10 +855,9 @@ mod loom_tests {
                     kind: Kind::Event as u8,
                     ..FrameHeader::default()
                 };
-                ring.write_frame(c.off + usize::from(i) * len, &h, false, &[byte + i], &[]);
-            }
-            for i in 0..2 {
-                ring.commit_unfenced(c.off + i * len, c.tag, len);
+                let off = c.off + usize::from(i) * len;
+                ring.write_frame(off, &h, false, &[byte + i], &[]);
+                ring.commit_unfenced(off, c.tag, len);
             }
             fence(SeqCst);
             ring.release(slot);
