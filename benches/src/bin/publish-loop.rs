@@ -18,22 +18,25 @@ use shmbus::{Config, Overflow};
 use shmbus_benches::TempBus;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let spin_sub = args.iter().any(|a| a == "--with-spinning-subscriber");
-    let checksum = args.iter().any(|a| a == "--checksum");
-    let block = args.iter().any(|a| a == "--block");
-    let many = args.iter().position(|a| a == "--many").map(|i| {
-        args.get(i + 1)
-            .and_then(|n| n.parse::<usize>().ok())
-            .expect("--many N")
-            .max(1)
-    });
-    let nums: Vec<u64> = args
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| many.is_none() || args.get(i.wrapping_sub(1)).map(String::as_str) != Some("--many"))
-        .filter_map(|(_, a)| a.parse().ok())
-        .collect();
+    let (mut spin_sub, mut checksum, mut block, mut many) = (false, false, false, None);
+    let mut nums: Vec<u64> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--with-spinning-subscriber" => spin_sub = true,
+            "--checksum" => checksum = true,
+            "--block" => block = true,
+            "--many" => {
+                many = Some(
+                    args.next()
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .expect("--many N")
+                        .max(1),
+                )
+            }
+            _ => nums.extend(a.parse::<u64>().ok()),
+        }
+    }
     let frames = nums.first().copied().unwrap_or(1_000_000);
     let size = nums.get(1).copied().unwrap_or(64) as usize;
     let name = format!("bench-{}-publish-loop", std::process::id());
