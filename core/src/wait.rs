@@ -83,14 +83,15 @@ pub(crate) fn notify(mem: &Mem) {
 ///
 /// A reader that has caught up polls the commit word of the next frame,
 /// which sits in the cache line the producer is writing. Each poll pulls
-/// that line to the reader's core and the producer's next store must take
-/// it back: one cache-line round trip per frame, paid by the producer,
-/// which caps a one-producer stream at about 10 M frames/s across cores on
-/// the benchmark machine. A reader that knows it is in a firehose waits a
-/// little (`FIREHOSE_BACKOFF_SPINS` pause instructions, a few hundred
-/// nanoseconds) whenever it catches up, so the producer writes several
-/// frames undisturbed and the reader then takes them in one sweep. Latency
-/// of sparse traffic is untouched: a frame that took more than
+/// that line to the reader's core (and the hardware prefetcher pulls the
+/// next few with it), and the producer's next stores must take them back:
+/// several cache-line round trips each time the reader catches up, paid by
+/// the producer, which cap a one-producer stream at about 10 M frames/s
+/// across cores on the benchmark machine. A reader that knows it is in a
+/// firehose waits [`FIREHOSE_BACKOFF`] whenever it catches up, so the
+/// producer writes many frames undisturbed and the reader then takes them
+/// in one sweep: the fewer catch-ups per frame, the less the producer pays.
+/// Latency of sparse traffic is untouched: a frame that took more than
 /// `QUICK_POLLS` polls to arrive ends the firehose.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Pacing {
@@ -102,8 +103,26 @@ pub(crate) struct Pacing {
 const QUICK_POLLS: u32 = 4;
 /// Frames in a row that make a firehose.
 const FIREHOSE_FRAMES: u32 = 64;
-/// Pause instructions a firehose reader waits when it catches up.
-const FIREHOSE_BACKOFF_SPINS: u32 = 32;
+/// How long a firehose reader waits when it catches up: the most a frame
+/// of a firehose can wait on top of the usual polling. Measured in time, not
+/// in `pause` instructions, whose cost differs tenfold between CPUs (about
+/// 25 ns on the benchmark machine, a few ns on others). 0.8 us (32 pauses
+/// there) left single-frame 1 -> 1 throughput about a quarter lower
+/// (BENCHMARKS.md, "Ninth session").
+const FIREHOSE_BACKOFF: Duration = Duration::from_micros(3);
+
+/// Spin (`pause`) for `d`, reading the clock once per 8 pauses.
+fn back_off(d: Duration) {
+    let start = Instant::now();
+    loop {
+        for _ in 0..8 {
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= d {
+            return;
+        }
+    }
+}
 
 impl Pacing {
     /// A frame arrived after `polls` failed polls (0: it was already there).
@@ -170,9 +189,7 @@ pub(crate) fn wait_for<T>(
     if pacing.firehose() {
         // Caught up with a stream that never pauses: let the producer get
         // ahead before polling the line it is writing (see `Pacing`).
-        for _ in 0..FIREHOSE_BACKOFF_SPINS {
-            std::hint::spin_loop();
-        }
+        back_off(FIREHOSE_BACKOFF);
         if let Some(v) = attempt(false) {
             pacing.arrived(1);
             return Some(v);
@@ -236,6 +253,15 @@ pub(crate) fn wait_for<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn back_off_waits_at_least_as_long_as_asked() {
+        for d in [Duration::ZERO, FIREHOSE_BACKOFF, Duration::from_micros(200)] {
+            let start = Instant::now();
+            back_off(d);
+            assert!(start.elapsed() >= d, "{d:?}");
+        }
+    }
 
     #[test]
     fn pacing_enters_a_firehose_after_quick_frames_and_leaves_it_on_a_slow_one() {
