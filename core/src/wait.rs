@@ -91,18 +91,40 @@ pub(crate) fn notify(mem: &Mem) {
 /// firehose waits [`FIREHOSE_BACKOFF`] whenever it catches up, so the
 /// producer writes many frames undisturbed and the reader then takes them
 /// in one sweep: the fewer catch-ups per frame, the less the producer pays.
-/// Latency of sparse traffic is untouched: a frame that took more than
-/// `QUICK_POLLS` polls to arrive ends the firehose.
+///
+/// Latency of sparse traffic is untouched, by two rules:
+/// - a frame that took more than `QUICK_POLLS` polls to arrive ends the
+///   firehose;
+/// - so does a sweep of fewer than `FIREHOSE_SWEEP` frames after a back-off,
+///   and then the next firehose needs twice as many quick frames in a row
+///   (up to `FIREHOSE_FRAMES << MAX_BAR_SHIFT`; a long sweep resets it).
+///   A request-reply exchange whose replies come within a few polls looks
+///   like a firehose, and a reply found right after a back-off took no polls
+///   at all: before this rule such an exchange stayed a "firehose" for good,
+///   each reply waiting out the back-off (0.8 us per round trip in the
+///   latency scenario), and with the rule alone but no growing bar it still
+///   paid one back-off per 64 round trips (the p99.9).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Pacing {
     /// Frames in a row that arrived within `QUICK_POLLS` polls.
     quick: u32,
+    /// Frames taken since the last back-off.
+    swept: u32,
+    /// Whether the reader backed off and the sweep after it is not judged.
+    trial: bool,
+    /// A firehose takes `FIREHOSE_FRAMES << bar_shift` quick frames.
+    bar_shift: u8,
 }
 
 /// Polls within which a frame counts as part of a firehose.
 const QUICK_POLLS: u32 = 4;
 /// Frames in a row that make a firehose.
 const FIREHOSE_FRAMES: u32 = 64;
+/// Frames a sweep after a back-off must find for the stream to stay a
+/// firehose: a stream of 5 M frames/s brings 15 in `FIREHOSE_BACKOFF`.
+const FIREHOSE_SWEEP: u32 = 16;
+/// Short sweeps in a row after which the bar stops growing (64 Ki frames).
+const MAX_BAR_SHIFT: u8 = 10;
 /// How long a firehose reader waits when it catches up: the most a frame
 /// of a firehose can wait on top of the usual polling. Measured in time, not
 /// in `pause` instructions, whose cost differs tenfold between CPUs (about
@@ -128,16 +150,35 @@ impl Pacing {
     /// A frame arrived after `polls` failed polls (0: it was already there).
     #[inline]
     fn arrived(&mut self, polls: u32) {
-        self.quick = if polls <= QUICK_POLLS {
-            self.quick.saturating_add(1)
+        if polls <= QUICK_POLLS {
+            self.quick = self.quick.saturating_add(1);
         } else {
-            0
-        };
+            self.quick = 0;
+            self.trial = false;
+        }
+        self.swept = self.swept.saturating_add(1);
     }
 
+    /// The reader has caught up: should it back off now? Yes in a firehose,
+    /// unless the sweep after the last back-off was short, which ends the
+    /// firehose and raises the bar for the next one.
     #[inline]
-    fn firehose(&self) -> bool {
-        self.quick >= FIREHOSE_FRAMES
+    fn back_off_now(&mut self) -> bool {
+        if self.quick < FIREHOSE_FRAMES << self.bar_shift {
+            return false;
+        }
+        if self.trial {
+            if self.swept < FIREHOSE_SWEEP {
+                self.quick = 0;
+                self.trial = false;
+                self.bar_shift = (self.bar_shift + 1).min(MAX_BAR_SHIFT);
+                return false;
+            }
+            self.bar_shift = 0;
+        }
+        self.swept = 0;
+        self.trial = true;
+        true
     }
 }
 
@@ -186,7 +227,7 @@ pub(crate) fn wait_for<T>(
         pacing.arrived(0);
         return Some(v);
     }
-    if pacing.firehose() {
+    if pacing.back_off_now() {
         // Caught up with a stream that never pauses: let the producer get
         // ahead before polling the line it is writing (see `Pacing`).
         back_off(FIREHOSE_BACKOFF);
@@ -267,15 +308,68 @@ mod tests {
     fn pacing_enters_a_firehose_after_quick_frames_and_leaves_it_on_a_slow_one() {
         let mut p = Pacing::default();
         for i in 0..FIREHOSE_FRAMES {
-            assert!(!p.firehose(), "after {i} quick frames");
+            assert!(!p.back_off_now(), "after {i} quick frames");
             p.arrived(i % (QUICK_POLLS + 1)); // already there, or within a few polls
         }
-        assert!(p.firehose());
+        assert!(p.back_off_now());
+        for _ in 0..FIREHOSE_SWEEP {
+            p.arrived(0);
+        }
         p.arrived(QUICK_POLLS);
-        assert!(p.firehose(), "a frame within QUICK_POLLS polls keeps it");
+        assert!(p.back_off_now(), "a frame within QUICK_POLLS polls keeps it");
+        for _ in 0..FIREHOSE_SWEEP {
+            p.arrived(0);
+        }
         p.arrived(QUICK_POLLS + 1);
-        assert!(!p.firehose(), "a frame that kept the reader waiting ends it");
+        assert!(!p.back_off_now(), "a frame that kept the reader waiting ends it");
         p.arrived(u32::MAX); // after a park
-        assert!(!p.firehose());
+        assert!(!p.back_off_now());
+    }
+
+    #[test]
+    fn a_short_sweep_after_a_back_off_ends_the_firehose_and_raises_the_bar() {
+        let mut p = Pacing::default();
+        for _ in 0..FIREHOSE_FRAMES {
+            p.arrived(0);
+        }
+        assert!(p.back_off_now());
+        // Request-reply: one frame per back-off, found at once each time.
+        p.arrived(1);
+        assert!(!p.back_off_now(), "one frame after a back-off is no firehose");
+        // The next firehose takes twice as many quick frames...
+        for i in 0..2 * FIREHOSE_FRAMES - 1 {
+            p.arrived(1);
+            assert!(!p.back_off_now(), "after {i} quick frames");
+        }
+        p.arrived(1);
+        assert!(p.back_off_now());
+        p.arrived(0);
+        assert!(!p.back_off_now());
+        // ... and the bar stops growing at FIREHOSE_FRAMES << MAX_BAR_SHIFT.
+        for _ in 0..2 * MAX_BAR_SHIFT {
+            for _ in 0..FIREHOSE_FRAMES << MAX_BAR_SHIFT {
+                p.arrived(1);
+            }
+            assert!(p.back_off_now());
+            p.arrived(0);
+            assert!(!p.back_off_now());
+        }
+        // A real firehose: a long sweep after the back-off resets the bar.
+        for _ in 0..FIREHOSE_FRAMES << MAX_BAR_SHIFT {
+            p.arrived(1);
+        }
+        assert!(p.back_off_now());
+        for _ in 0..FIREHOSE_SWEEP {
+            p.arrived(0);
+        }
+        assert!(p.back_off_now(), "a long sweep keeps the firehose");
+        for _ in 0..FIREHOSE_SWEEP {
+            p.arrived(0);
+        }
+        p.arrived(QUICK_POLLS + 1); // a slow frame ends it
+        for _ in 0..FIREHOSE_FRAMES {
+            p.arrived(0);
+        }
+        assert!(p.back_off_now(), "the bar is back at FIREHOSE_FRAMES");
     }
 }
