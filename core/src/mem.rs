@@ -170,12 +170,59 @@ impl Mem {
         self.len
     }
 
+    /// Ask the CPU to bring the line holding `off` to this core in a
+    /// writable state (`prefetchw`), so that a later store to it does not
+    /// wait for the line. A hint only: no architectural effect, never faults.
+    /// Call only where [`has_prefetch_w`] is true; out of bounds is a no-op.
+    #[inline(always)]
+    pub(crate) fn prefetch_for_write(&self, off: usize) {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        if off < self.len {
+            // SAFETY: `off < len`, so the address is inside the mapping.
+            // `prefetchw` is a hint that reads and writes no architectural
+            // state (flags included) and cannot fault; the caller checked
+            // that the CPU has it (`has_prefetch_w`).
+            unsafe {
+                std::arch::asm!(
+                    "prefetchw byte ptr [{0}]",
+                    in(reg) self.base.add(off),
+                    options(nostack, preserves_flags, readonly)
+                )
+            }
+        }
+    }
+
     /// Raw pointer to `off`, for zero-copy claims (caller owns those bytes).
     #[inline]
     pub(crate) fn ptr(&self, off: usize, len: usize) -> *mut u8 {
         assert!(off + len <= self.len);
         // SAFETY: in bounds (asserted).
         unsafe { self.base.add(off) }
+    }
+}
+
+/// Whether this CPU has `prefetchw` (CPUID leaf 8000_0001h, ECX bit 8:
+/// PRFCHW, AMD's 3DNowPrefetch): every AMD64 CPU, and Intel's since
+/// Broadwell. Checked once per process; false off x86_64.
+pub(crate) fn has_prefetch_w() -> bool {
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| {
+            use std::arch::x86_64::__cpuid;
+            // SAFETY (for toolchains where `__cpuid` is still `unsafe`):
+            // every x86_64 CPU has `cpuid`, and leaf 8000_0001h is read only
+            // when the maximum extended leaf says it exists.
+            #[allow(unused_unsafe)]
+            let max = unsafe { __cpuid(0x8000_0000) }.eax;
+            #[allow(unused_unsafe)]
+            let ecx = || unsafe { __cpuid(0x8000_0001) }.ecx;
+            max >= 0x8000_0001 && ecx() & (1 << 8) != 0
+        })
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    {
+        false
     }
 }
 
@@ -233,6 +280,7 @@ impl Mem {
     pub(crate) fn len(&self) -> usize {
         self.words.0.len() * 8
     }
+    pub(crate) fn prefetch_for_write(&self, _off: usize) {}
     pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
         assert!(off % 8 == 0);
         &self.words.0[off / 8]
@@ -285,5 +333,19 @@ impl Mem {
             }
             o += 8;
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    /// The CPUID bit read by `has_prefetch_w` is the one Linux reports as
+    /// `3dnowprefetch`.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
+    #[test]
+    fn prefetch_w_detection_agrees_with_the_kernel() {
+        let info = std::fs::read_to_string("/proc/cpuinfo").expect("/proc/cpuinfo");
+        let flags = info.lines().find(|l| l.starts_with("flags")).expect("a flags line");
+        let kernel = flags.split_whitespace().any(|f| f == "3dnowprefetch");
+        assert_eq!(super::has_prefetch_w(), kernel, "{flags}");
     }
 }

@@ -265,6 +265,7 @@ impl Segment {
             mem,
             l: layout,
             single: header.flags & layout::FLAG_SINGLE_PRODUCER != 0,
+            write_ahead: crate::mem::has_prefetch_w(),
         };
         ring.init();
         mem.u64_at(layout::OFF_READY)
@@ -353,6 +354,7 @@ impl Segment {
                 mem,
                 l: layout,
                 single: header.flags & layout::FLAG_SINGLE_PRODUCER != 0,
+                write_ahead: crate::mem::has_prefetch_w(),
             };
             std::mem::forget(seg_guard);
             let guard = crate::sigbus::register(base, len);
