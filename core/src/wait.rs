@@ -159,6 +159,14 @@ impl Pacing {
         self.swept = self.swept.saturating_add(1);
     }
 
+    /// `n` more frames were taken without waiting (the rest of a
+    /// `recv_many` batch): as `n` calls of `arrived(0)`.
+    #[inline]
+    pub(crate) fn took_ready(&mut self, n: u32) {
+        self.quick = self.quick.saturating_add(n);
+        self.swept = self.swept.saturating_add(n);
+    }
+
     /// The reader has caught up: should it back off now? Yes in a firehose,
     /// unless the sweep after the last back-off was short, which ends the
     /// firehose and raises the bar for the next one.
@@ -324,6 +332,19 @@ mod tests {
         assert!(!p.back_off_now(), "a frame that kept the reader waiting ends it");
         p.arrived(u32::MAX); // after a park
         assert!(!p.back_off_now());
+    }
+
+    #[test]
+    fn frames_taken_in_a_batch_count_as_a_sweep() {
+        let mut p = Pacing::default();
+        p.arrived(0);
+        p.took_ready(FIREHOSE_FRAMES - 1);
+        assert!(p.back_off_now(), "a batch of quick frames makes a firehose");
+        p.arrived(1);
+        p.took_ready(FIREHOSE_SWEEP - 1);
+        assert!(p.back_off_now(), "a batch after a back-off is a long sweep");
+        p.arrived(1);
+        assert!(!p.back_off_now(), "one frame is not");
     }
 
     #[test]
