@@ -167,12 +167,19 @@ impl Pacing {
         self.swept = self.swept.saturating_add(n);
     }
 
+    /// Whether the frames so far make a firehose (no judgement of the
+    /// last sweep: see `back_off_now`).
+    #[inline]
+    fn in_firehose(&self) -> bool {
+        self.quick >= FIREHOSE_FRAMES << self.bar_shift
+    }
+
     /// The reader has caught up: should it back off now? Yes in a firehose,
     /// unless the sweep after the last back-off was short, which ends the
     /// firehose and raises the bar for the next one.
     #[inline]
     fn back_off_now(&mut self) -> bool {
-        if self.quick < FIREHOSE_FRAMES << self.bar_shift {
+        if !self.in_firehose() {
             return false;
         }
         if self.trial {
@@ -206,6 +213,16 @@ pub(crate) enum Deadline {
 }
 
 impl Deadline {
+    /// Whether waiting `d` from now keeps within the deadline (reads the
+    /// clock for `At` only).
+    fn allows(self, d: Duration) -> bool {
+        match self {
+            Deadline::Never => true,
+            Deadline::After(t) => t >= d,
+            Deadline::At(t) => t.saturating_duration_since(Instant::now()) >= d,
+        }
+    }
+
     fn resolve(self, start: Instant) -> Option<Instant> {
         match self {
             Deadline::Never => None,
@@ -235,9 +252,11 @@ pub(crate) fn wait_for<T>(
         pacing.arrived(0);
         return Some(v);
     }
-    if pacing.back_off_now() {
-        // Caught up with a stream that never pauses: let the producer get
-        // ahead before polling the line it is writing (see `Pacing`).
+    // Caught up with a stream that never pauses: let the producer get ahead
+    // before polling the line it is writing (see `Pacing`), unless the
+    // caller's deadline is nearer than the back-off (`recv_timeout` with a
+    // zero timeout must not spin for it).
+    if pacing.in_firehose() && deadline.allows(FIREHOSE_BACKOFF) && pacing.back_off_now() {
         back_off(FIREHOSE_BACKOFF);
         if let Some(v) = attempt(false) {
             pacing.arrived(1);
@@ -302,6 +321,17 @@ pub(crate) fn wait_for<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_allows_a_back_off_only_if_it_is_that_far() {
+        let b = FIREHOSE_BACKOFF;
+        assert!(Deadline::Never.allows(b));
+        assert!(Deadline::After(b).allows(b));
+        assert!(!Deadline::After(Duration::ZERO).allows(b));
+        assert!(!Deadline::After(b / 2).allows(b));
+        assert!(Deadline::At(Instant::now() + Duration::from_secs(60)).allows(b));
+        assert!(!Deadline::At(Instant::now()).allows(b));
+    }
 
     #[test]
     fn back_off_waits_at_least_as_long_as_asked() {
