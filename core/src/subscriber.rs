@@ -344,7 +344,8 @@ impl Subscriber {
         // The frames after the first were ready without waiting: the pacing
         // counts them as such (see `wait::Pacing`), or a firehose drained
         // in batches would look like one frame per catch-up.
-        self.pacing.took_ready(u32::try_from(n - 1).unwrap_or(u32::MAX));
+        self.pacing
+            .took_ready(u32::try_from(n - 1).unwrap_or(u32::MAX), n < max);
         self.ready = false;
         self.shared.seg.check_truncated()?;
         Ok(n)

@@ -92,6 +92,14 @@ pub(crate) fn notify(mem: &Mem) {
 /// producer writes many frames undisturbed and the reader then takes them
 /// in one sweep: the fewer catch-ups per frame, the less the producer pays.
 ///
+/// A `recv_many` batch that ends because the ring is empty has caught up
+/// too, but the next call usually finds a frame at once (the producer wrote
+/// it while the caller handled the batch), so "back off when the first poll
+/// fails" would never fire: the reader would take a few frames per call
+/// right behind the producer (single-frame `publish` with a `recv_many`
+/// reader ran at half the rate of a `recv` reader, ninth/tenth session).
+/// So the wait after such a batch backs off before its first poll.
+///
 /// Latency of sparse traffic is untouched, by two rules:
 /// - a frame that took more than `QUICK_POLLS` polls to arrive ends the
 ///   firehose;
@@ -114,6 +122,9 @@ pub(crate) struct Pacing {
     trial: bool,
     /// A firehose takes `FIREHOSE_FRAMES << bar_shift` quick frames.
     bar_shift: u8,
+    /// The last call ended caught up after taking frames (a `recv_many`
+    /// batch that emptied the ring): see `took_ready`.
+    caught_up: bool,
 }
 
 /// Polls within which a frame counts as part of a firehose.
@@ -160,11 +171,20 @@ impl Pacing {
     }
 
     /// `n` more frames were taken without waiting (the rest of a
-    /// `recv_many` batch): as `n` calls of `arrived(0)`.
+    /// `recv_many` batch): as `n` calls of `arrived(0)`. `caught_up`: the
+    /// batch ended because nothing more was ready, not at its limit.
+    ///
+    /// A batch that ends caught up has just polled the frame the producer
+    /// is writing, like a failed first poll of `recv`; but by the next call
+    /// (after the caller handled the batch) the next frame is usually
+    /// there, so that call's first poll succeeds and a firehose reader
+    /// would never back off, taking a few frames per call right behind the
+    /// producer. The next wait backs off first instead (`wait_for`).
     #[inline]
-    pub(crate) fn took_ready(&mut self, n: u32) {
+    pub(crate) fn took_ready(&mut self, n: u32, caught_up: bool) {
         self.quick = self.quick.saturating_add(n);
         self.swept = self.swept.saturating_add(n);
+        self.caught_up = caught_up;
     }
 
     /// Whether the frames so far make a firehose (no judgement of the
@@ -248,6 +268,15 @@ pub(crate) fn wait_for<T>(
     pacing: &mut Pacing,
     mut attempt: impl FnMut(bool) -> Option<T>,
 ) -> Option<T> {
+    // The last batch ended caught up: a firehose reader backs off before
+    // its first poll (see `Pacing::took_ready`).
+    if std::mem::take(&mut pacing.caught_up)
+        && pacing.in_firehose()
+        && deadline.allows(FIREHOSE_BACKOFF)
+        && pacing.back_off_now()
+    {
+        back_off(FIREHOSE_BACKOFF);
+    }
     if let Some(v) = attempt(false) {
         pacing.arrived(0);
         return Some(v);
@@ -368,13 +397,93 @@ mod tests {
     fn frames_taken_in_a_batch_count_as_a_sweep() {
         let mut p = Pacing::default();
         p.arrived(0);
-        p.took_ready(FIREHOSE_FRAMES - 1);
+        p.took_ready(FIREHOSE_FRAMES - 1, false);
         assert!(p.back_off_now(), "a batch of quick frames makes a firehose");
         p.arrived(1);
-        p.took_ready(FIREHOSE_SWEEP - 1);
+        p.took_ready(FIREHOSE_SWEEP - 1, false);
         assert!(p.back_off_now(), "a batch after a back-off is a long sweep");
         p.arrived(1);
         assert!(!p.back_off_now(), "one frame is not");
+    }
+
+    /// A heap stand-in for a segment's header (only the futex words are
+    /// used, by the park phase, which these tests never reach).
+    fn scratch_mem(words: &mut [u128]) -> Mem {
+        assert!(words.len() * 16 >= layout::OFF_WAKE + 4 && words.len() * 16 >= layout::OFF_WAITERS + 4);
+        // SAFETY: `words` is 16-byte aligned, readable and writable, and
+        // outlives every use of the returned `Mem` in the calling test.
+        unsafe { Mem::new(words.as_mut_ptr().cast(), words.len() * 16) }
+    }
+
+    fn firehose() -> Pacing {
+        let mut p = Pacing::default();
+        p.arrived(0);
+        p.took_ready(FIREHOSE_FRAMES - 1, false);
+        assert!(p.in_firehose());
+        p
+    }
+
+    #[test]
+    fn a_batch_that_caught_up_makes_the_next_wait_back_off_first() {
+        let mut words = vec![0u128; 64];
+        let mem = scratch_mem(&mut words);
+        let mut p = firehose();
+        p.took_ready(0, true);
+        let start = Instant::now();
+        let mut first_poll = None;
+        let got = wait_for(&mem, WaitStrategy::Spin, Deadline::Never, &mut p, |_| {
+            first_poll.get_or_insert_with(Instant::now);
+            Some(())
+        });
+        assert_eq!(got, Some(()));
+        let waited = first_poll.unwrap() - start;
+        assert!(waited >= FIREHOSE_BACKOFF, "first poll after {waited:?}");
+        assert!(
+            p.trial && p.swept == 1,
+            "the frame after the back-off opens a sweep: {p:?}"
+        );
+        assert!(!p.caught_up, "the mark is used once");
+    }
+
+    #[test]
+    fn no_back_off_first_after_a_full_batch_outside_a_firehose_or_near_a_deadline() {
+        let mut words = vec![0u128; 64];
+        let mem = scratch_mem(&mut words);
+        let cases: [(Pacing, Deadline, &str); 3] = [
+            (
+                {
+                    let mut p = firehose();
+                    p.took_ready(10, false);
+                    p
+                },
+                Deadline::Never,
+                "a full batch",
+            ),
+            (
+                {
+                    let mut p = Pacing::default();
+                    p.took_ready(10, true);
+                    p
+                },
+                Deadline::Never,
+                "no firehose yet",
+            ),
+            (
+                {
+                    let mut p = firehose();
+                    p.took_ready(10, true);
+                    p
+                },
+                Deadline::After(Duration::ZERO),
+                "a zero timeout",
+            ),
+        ];
+        for (mut p, deadline, case) in cases {
+            let got = wait_for(&mem, WaitStrategy::Spin, deadline, &mut p, |_| Some(()));
+            assert_eq!(got, Some(()), "{case}");
+            assert!(!p.trial, "{case}: backed off ({p:?})");
+            assert!(!p.caught_up, "{case}: the mark is used once");
+        }
     }
 
     #[test]

@@ -3,13 +3,15 @@
 //! in a thread, publishes N frames, prints the rate and removes the bus.
 //!
 //! ```text
-//! publish-loop [FRAMES] [PAYLOAD_BYTES] [--with-spinning-subscriber] [--checksum] [--block] [--many N]
+//! publish-loop [FRAMES] [PAYLOAD_BYTES] [--with-spinning-subscriber [--recv-many]] [--checksum] [--block] [--many N]
 //! strace -c -f ./target/release/publish-loop 1000000 64
 //! ```
 //!
 //! `--block` creates the bus with `Overflow::Block` (10 s) instead of the
 //! default `Evict`. `--many N` publishes with `Bus::publish_many`, N frames
-//! per call.
+//! per call. `--recv-many` makes the subscriber take frames with
+//! `Subscriber::recv_many` (up to 4096 per call) instead of one `recv` each,
+//! and print how many frames a call took on average.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,12 +20,13 @@ use shmbus::{Config, Overflow};
 use shmbus_benches::TempBus;
 
 fn main() {
-    let (mut spin_sub, mut checksum, mut block, mut many) = (false, false, false, None);
+    let (mut spin_sub, mut recv_many, mut checksum, mut block, mut many) = (false, false, false, false, None);
     let mut nums: Vec<u64> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--with-spinning-subscriber" => spin_sub = true,
+            "--recv-many" => recv_many = true,
             "--checksum" => checksum = true,
             "--block" => block = true,
             "--many" => {
@@ -53,11 +56,17 @@ fn main() {
             let mut sub = tb.spin_subscriber().expect("subscribe");
             let stop = &stop;
             s.spawn(move || {
-                let mut n = 0u64;
+                let (mut n, mut calls) = (0u64, 0u64);
                 while !stop.load(Ordering::Relaxed) {
-                    if sub.recv_timeout(Duration::from_millis(10)).expect("recv").is_some() {
+                    calls += 1;
+                    if recv_many {
+                        n += sub.recv_many(4096, Duration::from_millis(10), |_| ()).expect("recv") as u64;
+                    } else if sub.recv_timeout(Duration::from_millis(10)).expect("recv").is_some() {
                         n += 1;
                     }
+                }
+                if recv_many {
+                    println!("recv_many: {calls} calls, {:.1} frames per call", n as f64 / calls as f64);
                 }
                 (n, sub.missed())
             })
