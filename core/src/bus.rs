@@ -252,7 +252,7 @@ impl Bus {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn header(
         &self,

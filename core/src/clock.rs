@@ -99,7 +99,7 @@ pub(crate) struct Clock(Cell<State>);
 
 impl Clock {
     /// Nanoseconds since the Unix epoch, now.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn now(&self) -> u64 {
         let s = self.0.get();
         if s.mult != 0 {

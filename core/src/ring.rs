@@ -463,7 +463,7 @@ impl Ring {
     /// that read loads the byte fields just stored one by one with one wide
     /// load, a failed store-to-load forward that stalled every publish
     /// (seventh session, `perf annotate`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write_frame(&self, off: usize, header: &FrameHeader, ids: bool, topic: &[u8], payload: &[u8]) {
         debug_assert_eq!(ids, header.has_ids());
         let head = crate::frame::header_len(ids);
