@@ -135,6 +135,7 @@ impl Gate for PolicyGate {
 
 impl Bus {
     fn wrap(seg: Segment) -> Bus {
+        crate::clock::prime();
         let cfg = seg.config();
         Bus {
             shared: Arc::new(Shared {

@@ -21,6 +21,18 @@
 //! within [`WINDOW_NS`]. Like `CLOCK_REALTIME` itself the timestamps are not
 //! monotonic; order frames by seq.
 //!
+//! **The first multiplier** needs a span of at least [`FIRST_SPAN_NS`]
+//! between two anchors, and until then each timestamp is a plain
+//! `clock_gettime`. A clock is per thread and bus, so every new producer
+//! thread (or a thread's first publish on another bus) would pay that for
+//! its first millisecond of publishing (about 44 ns per timestamp on the
+//! reference VM instead of 12; a short-lived collector, or a benchmark
+//! run of 45 ms, pays it every time). So the process takes one anchor when
+//! it first opens or creates a bus ([`prime`]), and a new clock measures
+//! its first span from there: usually its first timestamp is interpolated
+//! already. The TSC is synchronized across CPUs wherever it is usable here
+//! (below), so an anchor taken on one thread serves every thread.
+//!
 //! The TSC is read only where the kernel itself uses it as its clocksource,
 //! i.e. where Linux has checked that it is invariant and synchronized across
 //! CPUs. Elsewhere (another clocksource, not x86_64), and until the first
@@ -78,6 +90,55 @@ fn tsc_usable() -> bool {
     }
 }
 
+/// The process's anchor `(tsc, ns)` for new clocks to measure their first
+/// span from (see the module docs); `(0, 0)`: none. Taken by [`prime`],
+/// refreshed by every clock that measures a multiplier.
+static PROCESS_ANCHOR: std::sync::Mutex<(u64, u64)> = std::sync::Mutex::new((0, 0));
+
+/// A process anchor older than this is not used: a multiplier measured over
+/// a longer span would average an NTP frequency correction over it instead
+/// of following the current one, as the 100 ms re-measurements do.
+const ANCHOR_MAX_AGE_NS: u64 = 10 * SPAN_NS;
+
+fn process_anchor() -> std::sync::MutexGuard<'static, (u64, u64)> {
+    // Nothing panics while holding it; a poisoned lock still holds a pair
+    // that was written whole.
+    PROCESS_ANCHOR.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Take the process's anchor if the TSC is usable and there is none yet, or
+/// it is too old to use. Called when a bus is opened or created: one clock
+/// read after the first call.
+pub(crate) fn prime() {
+    if !tsc_usable() {
+        return;
+    }
+    let mut a = process_anchor();
+    let now = realtime_ns();
+    if a.1 == 0 || now < a.1 || now - a.1 > ANCHOR_MAX_AGE_NS / 2 {
+        if let Some(b) = bracket() {
+            *a = b;
+        }
+    }
+}
+
+/// A TSC reading and the `CLOCK_REALTIME` time at the same instant: the
+/// narrowest of three brackets (a preemption inside one would put the TSC
+/// reading far from the clock reading). `None` if the TSC went backwards
+/// between reads.
+fn bracket() -> Option<(u64, u64)> {
+    let (mut tsc, mut ns, mut width) = (0, 0, u64::MAX);
+    for _ in 0..3 {
+        let a = rdtsc();
+        let n = realtime_ns();
+        let b = rdtsc();
+        if b >= a && b - a < width {
+            (tsc, ns, width) = (a + (b - a) / 2, n, b - a);
+        }
+    }
+    (width != u64::MAX).then_some((tsc, ns))
+}
+
 #[derive(Clone, Copy, Default)]
 struct State {
     /// Current anchor.
@@ -116,22 +177,24 @@ impl Clock {
         if !tsc_usable() {
             return realtime_ns();
         }
-        // The narrowest of three brackets: a preemption inside one would put
-        // the TSC reading far from the clock reading.
-        let (mut tsc, mut ns, mut width) = (0, 0, u64::MAX);
-        for _ in 0..3 {
-            let a = rdtsc();
-            let n = realtime_ns();
-            let b = rdtsc();
-            if b >= a && b - a < width {
-                (tsc, ns, width) = (a + (b - a) / 2, n, b - a);
+        let mut s = self.0.get();
+        if s.base_ns == 0 {
+            // A new clock: measure the first span from the process's anchor
+            // (checked against the new anchor below).
+            (s.base_tsc, s.base_ns) = *process_anchor();
+        } else if s.mult == 0 {
+            // Calibrating: until the first span is long enough, a plain
+            // clock read (not three brackets) is the timestamp.
+            let ns = realtime_ns();
+            if ns >= s.base_ns && ns - s.base_ns < FIRST_SPAN_NS {
+                return ns;
             }
         }
-        if width == u64::MAX {
+        let Some((tsc, ns)) = bracket() else {
             return realtime_ns(); // the TSC went backwards between reads
-        }
-        let mut s = self.0.get();
-        if s.base_ns == 0 || ns < s.base_ns || tsc <= s.base_tsc {
+        };
+        if s.base_ns == 0 || ns < s.base_ns || tsc <= s.base_tsc || (s.mult == 0 && ns - s.base_ns > ANCHOR_MAX_AGE_NS)
+        {
             // First anchor, or the clock (or the TSC) stepped back: restart
             // the calibration from here.
             s = State {
@@ -149,6 +212,7 @@ impl Clock {
                 if ((1u128 << 32) / 100..=100u128 << 32).contains(&mult) {
                     s.mult = mult as u64;
                     s.window = ((u128::from(WINDOW_NS) << 32) / mult) as u64;
+                    *process_anchor() = (tsc, ns);
                 } else {
                     s.mult = 0;
                 }
@@ -197,6 +261,84 @@ mod tests {
             tsc_usable(),
             "calibration state after {n} reads (worst error {worst} ns)"
         );
+    }
+
+    /// A clock with the given base anchor and nothing measured yet, like a
+    /// new clock that picked up the process's anchor.
+    fn clock_based_at((tsc, ns): (u64, u64)) -> Clock {
+        let c = Clock::default();
+        c.0.set(State {
+            base_tsc: tsc,
+            base_ns: ns,
+            ..State::default()
+        });
+        c
+    }
+
+    #[test]
+    fn prime_takes_a_process_anchor() {
+        prime();
+        let (tsc, ns) = *process_anchor();
+        if tsc_usable() {
+            assert!(tsc != 0 && ns != 0 && ns <= realtime_ns(), "anchor ({tsc}, {ns})");
+        }
+    }
+
+    /// A new clock measures its first span from the process's anchor: once
+    /// that is `FIRST_SPAN_NS` old, the clock's first timestamp already
+    /// yields a multiplier, and the timestamps are accurate.
+    #[test]
+    fn a_clock_based_on_an_older_anchor_is_calibrated_at_once() {
+        if !tsc_usable() {
+            return;
+        }
+        let anchor = bracket().expect("tsc");
+        std::thread::sleep(std::time::Duration::from_nanos(2 * FIRST_SPAN_NS));
+        let c = clock_based_at(anchor);
+        let before = realtime_ns();
+        let t = c.now();
+        assert!(c.0.get().mult != 0, "not calibrated by the first timestamp");
+        let t2 = c.now();
+        let after = realtime_ns();
+        // Generous, as in `clock_tracks_realtime`.
+        const TOLERANCE: u64 = 200_000;
+        for t in [t, t2] {
+            assert!(before - TOLERANCE <= t && t <= after + TOLERANCE, "{t} outside [{before}, {after}]");
+        }
+    }
+
+    /// Before the first span is long enough, a timestamp is a plain clock
+    /// read and the base stays; an anchor older than `ANCHOR_MAX_AGE_NS`
+    /// is not measured from but replaced.
+    #[test]
+    fn a_young_anchor_is_waited_for_and_a_stale_one_replaced() {
+        if !tsc_usable() {
+            return;
+        }
+        let young = bracket().expect("tsc");
+        let c = clock_based_at(young);
+        let before = realtime_ns();
+        let t = c.now();
+        assert!(before <= t && t <= realtime_ns());
+        let s = c.0.get();
+        if s.mult == 0 {
+            // (Unless this thread was descheduled for a millisecond.)
+            assert_eq!((s.base_tsc, s.base_ns), young, "the base moved before the first span");
+        }
+        // A stale anchor: the same ticks-per-ns as this machine's, 2 s ago.
+        let calibrated = clock_based_at(bracket().expect("tsc"));
+        std::thread::sleep(std::time::Duration::from_nanos(2 * FIRST_SPAN_NS));
+        calibrated.now();
+        let mult = calibrated.0.get().mult;
+        assert!(mult != 0);
+        let (tsc, ns) = bracket().expect("tsc");
+        let age = 2 * ANCHOR_MAX_AGE_NS;
+        let ticks = ((u128::from(age) << 32) / u128::from(mult)) as u64;
+        let c = clock_based_at((tsc - ticks, ns - age));
+        c.now();
+        let s = c.0.get();
+        assert_eq!(s.mult, 0, "measured over a stale anchor");
+        assert!(s.base_ns >= ns, "the stale anchor was kept as the base");
     }
 
     /// The fast path is taken between anchors, and re-anchoring happens once
