@@ -66,7 +66,10 @@ fn main() {
                     }
                 }
                 if recv_many {
-                    println!("recv_many: {calls} calls, {:.1} frames per call", n as f64 / calls as f64);
+                    println!(
+                        "recv_many: {calls} calls, {:.1} frames per call",
+                        n as f64 / calls as f64
+                    );
                 }
                 (n, sub.missed())
             })

@@ -211,7 +211,7 @@ fn flow_n<const N: usize>(
     std::thread::scope(|s| {
         let mut prod = Vec::new();
         for _ in 0..producers {
-            prod.push(s.spawn(|| -> Result<u64, String> {
+            prod.push(s.spawn(|| -> Result<(u64, u64), String> {
                 let pinned = cpus.map(|(c, _)| pin_current_thread(c)).transpose();
                 barrier.wait();
                 pinned?;
@@ -223,7 +223,7 @@ fn flow_n<const N: usize>(
                         push_spin(q, buf, deadline)?;
                     }
                 }
-                Ok(t0)
+                Ok((t0, mono_ns()))
             }));
         }
         let mut cons = Vec::new();
@@ -270,9 +270,11 @@ fn flow_n<const N: usize>(
                 Ok((mono_ns(), got))
             }));
         }
-        let mut start = u64::MAX;
+        let (mut start, mut producer_ns) = (u64::MAX, 0u64);
         for p in prod {
-            start = start.min(p.join().map_err(|_| "producer thread panicked".to_string())??);
+            let (t0, t1) = p.join().map_err(|_| "producer thread panicked".to_string())??;
+            start = start.min(t0);
+            producer_ns += t1.saturating_sub(t0);
         }
         let mut end = 0u64;
         let mut delivered = 0u64;
@@ -287,6 +289,7 @@ fn flow_n<const N: usize>(
             missed: 0,
             abandoned: 0,
             elapsed_ns: end.saturating_sub(start).max(1),
+            producer_ns,
         })
     })
 }

@@ -250,5 +250,6 @@ pub(crate) fn throughput(
         missed: m,
         abandoned: 0,
         elapsed_ns: sub.num("t_end")?.saturating_sub(prod.num("t0")?).max(1),
+        producer_ns: prod.num("t1")?.saturating_sub(prod.num("t0")?),
     })
 }

@@ -139,6 +139,13 @@ pub struct ScenarioResult {
     pub delivered: u64,
     /// Frames lost to eviction over all runs (summed over subscribers).
     pub missed: u64,
+    /// Throughput family: the producers' own time per frame, ns (from each
+    /// producer's first publish to its last, summed over producers, over
+    /// the frames published; median over runs). Near `1e9 / median_mps`
+    /// the producer is the limit; well below it, the readers are (or, for
+    /// a peer with back-pressure, the producer waited for them and this
+    /// includes the waits).
+    pub producer_ns_per_frame: Option<f64>,
     /// Setup details: CPU placement, wait strategy, counts, bus size.
     pub note: String,
 }
@@ -208,6 +215,8 @@ pub(crate) struct FlowOutcome {
     /// bus's claim timeout): lost for that subscriber, counted in `missed`.
     pub(crate) abandoned: u64,
     pub(crate) elapsed_ns: u64,
+    /// Each producer's time from its first publish to its last, summed.
+    pub(crate) producer_ns: u64,
 }
 
 /// Effective sizes after `quick`.
@@ -877,7 +886,7 @@ fn shm_flow_exe(
     }
     let deadline = Instant::now() + timeout + Duration::from_secs(10);
     let mut kids = start_all_exe(exe, &specs, deadline)?;
-    let (mut start, mut end) = (u64::MAX, 0u64);
+    let (mut start, mut end, mut producer_ns) = (u64::MAX, 0u64, 0u64);
     let (mut delivered, mut missed, mut published, mut abandoned) = (0u64, 0u64, 0u64, 0u64);
     for (i, k) in kids.iter_mut().enumerate() {
         let r = k.result(deadline)?;
@@ -896,7 +905,9 @@ fn shm_flow_exe(
             end = end.max(r.num("t_end")?);
         } else {
             published += r.num("published")?;
-            start = start.min(r.num("t0")?);
+            let t0 = r.num("t0")?;
+            start = start.min(t0);
+            producer_ns += r.num("t1")?.saturating_sub(t0);
         }
     }
     if group && delivered + missed + abandoned != total {
@@ -918,6 +929,7 @@ fn shm_flow_exe(
         missed: missed + abandoned,
         abandoned,
         elapsed_ns: end.saturating_sub(start).max(1),
+        producer_ns,
     })
 }
 
@@ -995,6 +1007,7 @@ fn summarize_latency(
         steady_p99_ns: steady_q(0.99),
         delivered: runs.iter().map(|o| o.round_trips).sum(),
         missed: 0,
+        producer_ns_per_frame: None,
         note: format!("{note}; rate = round trips/s{episodes}"),
     }
 }
@@ -1011,6 +1024,11 @@ fn summarize_flow(v: &FlowVariant, peer: &str, payload: usize, runs: &[FlowOutco
     );
     let published: u64 = runs.iter().map(|o| o.published).sum();
     let abandoned: u64 = runs.iter().map(|o| o.abandoned).sum();
+    let mut producer: Vec<f64> = runs
+        .iter()
+        .map(|o| o.producer_ns as f64 / o.published.max(1) as f64)
+        .collect();
+    let producer = median(&mut producer);
     ScenarioResult {
         scenario: v.scenario.to_string(),
         peer: peer.to_string(),
@@ -1026,8 +1044,9 @@ fn summarize_flow(v: &FlowVariant, peer: &str, payload: usize, runs: &[FlowOutco
         max_ns: None,
         delivered: runs.iter().map(|o| o.delivered).sum(),
         missed: runs.iter().map(|o| o.missed).sum(),
+        producer_ns_per_frame: Some(producer),
         note: format!(
-            "{note}; {published} published in all; rate = delivered frames/s{}{}",
+            "{note}; {published} published in all; rate = delivered frames/s{}; producer {producer:.1} ns per frame{}",
             if flow == Flow::Fanout { " per subscriber" } else { "" },
             if abandoned > 0 {
                 format!("; missed includes {abandoned} claims skipped as abandoned (producer descheduled)")
@@ -1185,7 +1204,7 @@ pub fn to_json(results: &[ScenarioResult]) -> String {
             format!(
                 "{{\"scenario\":{},\"peer\":{},\"payload\":{},\"runs\":{},\"median_mps\":{},\"spread_mps\":[{},{}],\
                  \"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},\"slow_episode_share\":{},\"steady_p99_ns\":{},\
-                 \"delivered\":{},\"missed\":{},\
+                 \"delivered\":{},\"missed\":{},\"producer_ns_per_frame\":{},\
                  \"note\":{},\"ratio_vs_crossbeam\":{}}}",
                 json_str(&r.scenario),
                 json_str(&r.peer),
@@ -1202,6 +1221,7 @@ pub fn to_json(results: &[ScenarioResult]) -> String {
                 json_opt(r.steady_p99_ns),
                 r.delivered,
                 r.missed,
+                json_opt(r.producer_ns_per_frame),
                 json_str(&r.note),
                 ratio
             )
@@ -1339,6 +1359,7 @@ mod tests {
             max_ns: None,
             delivered: 10,
             missed: 0,
+            producer_ns_per_frame: Some(12.5),
             note: "n".into(),
         };
         let s = ScenarioResult {
@@ -1351,5 +1372,6 @@ mod tests {
         let t = render_table(&all);
         assert!(t.contains("rate x0.50"), "{t}");
         assert!(to_json(&all).contains("\"median_mps\":1000000"));
+        assert!(to_json(&all).contains("\"producer_ns_per_frame\":12.5"));
     }
 }
