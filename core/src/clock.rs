@@ -303,7 +303,10 @@ mod tests {
         // Generous, as in `clock_tracks_realtime`.
         const TOLERANCE: u64 = 200_000;
         for t in [t, t2] {
-            assert!(before - TOLERANCE <= t && t <= after + TOLERANCE, "{t} outside [{before}, {after}]");
+            assert!(
+                before - TOLERANCE <= t && t <= after + TOLERANCE,
+                "{t} outside [{before}, {after}]"
+            );
         }
     }
 
