@@ -76,11 +76,16 @@ static void die(const char *what, shmbus_status_t st) {
     exit(1);
 }
 
-static uint64_t mono_ns(void) {
+static uint64_t clock_ns(clockid_t clock) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+static uint64_t mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+
+/* CPU time of the calling thread (the harness's producer cost per frame). */
+static uint64_t thread_cpu_ns(void) { return clock_ns(CLOCK_THREAD_CPUTIME_ID); }
 
 static shmbus_bus_t *create_bus(const char *tag) {
     snprintf(g_bus, sizeof g_bus, "bench-%ld-c-%s", (long)getpid(), tag);
@@ -284,15 +289,16 @@ static int child_main(const char *spec) {
         uint64_t n = 0;
         if (!spec_num(spec, "n", &n)) return child_error("bad spec %s%s", spec, "");
         if (!ready_then_wait_go()) return 0;
-        uint64_t t0 = mono_ns();
+        uint64_t t0 = mono_ns(), cpu0 = thread_cpu_ns();
         for (uint64_t i = 0; i < n; i++) {
             /* the harness stamp: frame number, little-endian, in the first 8 bytes */
             memcpy(payload, &i, size < 8 ? size : 8);
             st = shmbus_publish(bus, TOPIC, payload, size, NULL);
             if (st != SHMBUS_OK) return child_error("publish: %s%s", shmbus_last_error(), "");
         }
-        uint64_t t1 = mono_ns();
-        printf("RESULT t0=%" PRIu64 " t1=%" PRIu64 " published=%" PRIu64 "\n", t0, t1, n);
+        uint64_t t1 = mono_ns(), cpu = thread_cpu_ns() - cpu0;
+        printf("RESULT t0=%" PRIu64 " t1=%" PRIu64 " cpu_ns=%" PRIu64 " published=%" PRIu64 "\n", t0, t1, cpu,
+               n);
     } else if (strcmp(role, "subscriber") == 0) {
         uint64_t expected = 0;
         if (!spec_num(spec, "expected", &expected)) return child_error("bad spec %s%s", spec, "");

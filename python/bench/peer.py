@@ -14,7 +14,8 @@ same protocol as the harness's own Rust children and as ``bench_c``:
 Roles, each as a Python user would write it with the public API:
 
 - ``producer``: ``bus.publish(topic, payload)`` in a loop, ``n`` times;
-  reports ``t0``, ``t1`` (``CLOCK_MONOTONIC`` ns) and ``published``;
+  reports ``t0``, ``t1`` (``CLOCK_MONOTONIC`` ns), ``cpu_ns`` (the thread's
+  CPU time over that span) and ``published``;
 - ``subscriber``: ``recv_many`` until delivered + missed + abandoned reaches
   ``expected``; reports ``t_end``, ``delivered``, ``missed``, ``abandoned``;
 - ``ping`` / ``pong``: the latency ping-pong. The pinger stamps the round
@@ -103,12 +104,12 @@ def producer(spec: dict) -> dict | None:
     publish = bus.publish
     if not ready_then_wait_go():
         return None
-    t0 = time.monotonic_ns()
+    t0, cpu0 = time.monotonic_ns(), time.thread_time_ns()
     for i in range(n):
         stamp(payload, i)
         publish(TOPIC, payload)
-    t1 = time.monotonic_ns()
-    return {"t0": t0, "t1": t1, "published": n}
+    t1, cpu = time.monotonic_ns(), time.thread_time_ns() - cpu0
+    return {"t0": t0, "t1": t1, "cpu_ns": cpu, "published": n}
 
 
 def subscriber(spec: dict, deadline: float) -> dict | None:

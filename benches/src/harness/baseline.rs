@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 use shmbus::WaitStrategy;
 
-use super::util::{fill_pattern, group_idle, mono_ns, payload_intact, pin_current_thread, read_stamp, stamp, RttLog};
+use super::util::{
+    fill_pattern, group_idle, mono_ns, payload_intact, pin_current_thread, read_stamp, stamp, thread_cpu_ns, RttLog,
+};
 use super::{Flow, FlowOutcome, LatencyOutcome};
 
 /// Run `$body` with `N` bound to the payload size (one of the supported sizes).
@@ -211,11 +213,11 @@ fn flow_n<const N: usize>(
     std::thread::scope(|s| {
         let mut prod = Vec::new();
         for _ in 0..producers {
-            prod.push(s.spawn(|| -> Result<(u64, u64), String> {
+            prod.push(s.spawn(|| -> Result<(u64, u64, u64), String> {
                 let pinned = cpus.map(|(c, _)| pin_current_thread(c)).transpose();
                 barrier.wait();
                 pinned?;
-                let t0 = mono_ns();
+                let (t0, cpu0) = (mono_ns(), thread_cpu_ns());
                 let mut buf = *pattern;
                 for i in 0..per_producer {
                     stamp(&mut buf, i);
@@ -223,7 +225,7 @@ fn flow_n<const N: usize>(
                         push_spin(q, buf, deadline)?;
                     }
                 }
-                Ok((t0, mono_ns()))
+                Ok((t0, mono_ns(), thread_cpu_ns() - cpu0))
             }));
         }
         let mut cons = Vec::new();
@@ -270,11 +272,12 @@ fn flow_n<const N: usize>(
                 Ok((mono_ns(), got))
             }));
         }
-        let (mut start, mut producer_ns) = (u64::MAX, 0u64);
+        let (mut start, mut producer_ns, mut producer_cpu_ns) = (u64::MAX, 0u64, 0u64);
         for p in prod {
-            let (t0, t1) = p.join().map_err(|_| "producer thread panicked".to_string())??;
+            let (t0, t1, cpu) = p.join().map_err(|_| "producer thread panicked".to_string())??;
             start = start.min(t0);
             producer_ns += t1.saturating_sub(t0);
+            producer_cpu_ns += cpu;
         }
         let mut end = 0u64;
         let mut delivered = 0u64;
@@ -290,6 +293,7 @@ fn flow_n<const N: usize>(
             abandoned: 0,
             elapsed_ns: end.saturating_sub(start).max(1),
             producer_ns,
+            producer_cpu_ns: Some(producer_cpu_ns),
         })
     })
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use iceoryx2::prelude::*;
 
 use super::child::start_all_exe;
-use super::util::{fill_pattern, mono_ns, payload_intact, read_stamp, stamp, unique_name, Kv, RttLog};
+use super::util::{fill_pattern, mono_ns, payload_intact, read_stamp, stamp, thread_cpu_ns, unique_name, Kv, RttLog};
 use super::{base_spec, ping_pong, FlowOutcome, LatencyOutcome};
 
 type Ports = (
@@ -145,12 +145,19 @@ pub(crate) fn run_role(
             if !ready_then_wait_go()? {
                 return Ok(None);
             }
-            let t0 = mono_ns();
+            let (t0, cpu0) = (mono_ns(), thread_cpu_ns());
             for i in 0..n {
                 stamp(&mut payload, i);
                 send(&p, &payload)?;
             }
-            Ok(Some(Kv::new().set("t0", t0).set("t1", mono_ns()).set("published", n)))
+            let (t1, cpu1) = (mono_ns(), thread_cpu_ns());
+            Ok(Some(
+                Kv::new()
+                    .set("t0", t0)
+                    .set("t1", t1)
+                    .set("cpu_ns", cpu1 - cpu0)
+                    .set("published", n),
+            ))
         }
         "ice-subscriber" => {
             let svc = service(&node, spec.str("bus")?, 4096, spec.num("lossless")? == 1)?;
@@ -251,5 +258,6 @@ pub(crate) fn throughput(
         abandoned: 0,
         elapsed_ns: sub.num("t_end")?.saturating_sub(prod.num("t0")?).max(1),
         producer_ns: prod.num("t1")?.saturating_sub(prod.num("t0")?),
+        producer_cpu_ns: prod.opt("cpu_ns").map(|_| prod.num("cpu_ns")).transpose()?,
     })
 }

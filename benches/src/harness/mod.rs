@@ -146,6 +146,12 @@ pub struct ScenarioResult {
     /// a peer with back-pressure, the producer waited for them and this
     /// includes the waits).
     pub producer_ns_per_frame: Option<f64>,
+    /// Throughput family: the CPU time of the producers' publishing threads
+    /// per frame, ns (median over runs): `producer_ns_per_frame` without the
+    /// time they waited for a CPU. What a frame costs the producer even
+    /// when more processes spin than there are CPUs (fanout, group, mpsc
+    /// on two vCPUs). `None` for a peer that does not report it.
+    pub producer_cpu_ns_per_frame: Option<f64>,
     /// Setup details: CPU placement, wait strategy, counts, bus size.
     pub note: String,
 }
@@ -217,6 +223,9 @@ pub(crate) struct FlowOutcome {
     pub(crate) elapsed_ns: u64,
     /// Each producer's time from its first publish to its last, summed.
     pub(crate) producer_ns: u64,
+    /// The CPU time of the producers' publishing threads over that span,
+    /// summed (`None` if a peer does not report it).
+    pub(crate) producer_cpu_ns: Option<u64>,
 }
 
 /// Effective sizes after `quick`.
@@ -887,6 +896,7 @@ fn shm_flow_exe(
     let deadline = Instant::now() + timeout + Duration::from_secs(10);
     let mut kids = start_all_exe(exe, &specs, deadline)?;
     let (mut start, mut end, mut producer_ns) = (u64::MAX, 0u64, 0u64);
+    let mut producer_cpu_ns = Some(0u64);
     let (mut delivered, mut missed, mut published, mut abandoned) = (0u64, 0u64, 0u64, 0u64);
     for (i, k) in kids.iter_mut().enumerate() {
         let r = k.result(deadline)?;
@@ -908,6 +918,8 @@ fn shm_flow_exe(
             let t0 = r.num("t0")?;
             start = start.min(t0);
             producer_ns += r.num("t1")?.saturating_sub(t0);
+            let cpu = r.opt("cpu_ns").map(|_| r.num("cpu_ns")).transpose()?;
+            producer_cpu_ns = producer_cpu_ns.zip(cpu).map(|(a, b)| a + b);
         }
     }
     if group && delivered + missed + abandoned != total {
@@ -930,6 +942,7 @@ fn shm_flow_exe(
         abandoned,
         elapsed_ns: end.saturating_sub(start).max(1),
         producer_ns,
+        producer_cpu_ns,
     })
 }
 
@@ -1008,6 +1021,7 @@ fn summarize_latency(
         delivered: runs.iter().map(|o| o.round_trips).sum(),
         missed: 0,
         producer_ns_per_frame: None,
+        producer_cpu_ns_per_frame: None,
         note: format!("{note}; rate = round trips/s{episodes}"),
     }
 }
@@ -1029,6 +1043,11 @@ fn summarize_flow(v: &FlowVariant, peer: &str, payload: usize, runs: &[FlowOutco
         .map(|o| o.producer_ns as f64 / o.published.max(1) as f64)
         .collect();
     let producer = median(&mut producer);
+    let cpu: Option<Vec<f64>> = runs
+        .iter()
+        .map(|o| o.producer_cpu_ns.map(|c| c as f64 / o.published.max(1) as f64))
+        .collect();
+    let producer_cpu = cpu.map(|mut v| median(&mut v));
     ScenarioResult {
         scenario: v.scenario.to_string(),
         peer: peer.to_string(),
@@ -1045,9 +1064,11 @@ fn summarize_flow(v: &FlowVariant, peer: &str, payload: usize, runs: &[FlowOutco
         delivered: runs.iter().map(|o| o.delivered).sum(),
         missed: runs.iter().map(|o| o.missed).sum(),
         producer_ns_per_frame: Some(producer),
+        producer_cpu_ns_per_frame: producer_cpu,
         note: format!(
-            "{note}; {published} published in all; rate = delivered frames/s{}; producer {producer:.1} ns per frame{}",
+            "{note}; {published} published in all; rate = delivered frames/s{}; producer {producer:.1} ns per frame{}{}",
             if flow == Flow::Fanout { " per subscriber" } else { "" },
+            producer_cpu.map_or_else(String::new, |c| format!(" ({c:.1} ns of CPU)")),
             if abandoned > 0 {
                 format!("; missed includes {abandoned} claims skipped as abandoned (producer descheduled)")
             } else {
@@ -1204,7 +1225,7 @@ pub fn to_json(results: &[ScenarioResult]) -> String {
             format!(
                 "{{\"scenario\":{},\"peer\":{},\"payload\":{},\"runs\":{},\"median_mps\":{},\"spread_mps\":[{},{}],\
                  \"p50_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},\"slow_episode_share\":{},\"steady_p99_ns\":{},\
-                 \"delivered\":{},\"missed\":{},\"producer_ns_per_frame\":{},\
+                 \"delivered\":{},\"missed\":{},\"producer_ns_per_frame\":{},\"producer_cpu_ns_per_frame\":{},\
                  \"note\":{},\"ratio_vs_crossbeam\":{}}}",
                 json_str(&r.scenario),
                 json_str(&r.peer),
@@ -1222,6 +1243,7 @@ pub fn to_json(results: &[ScenarioResult]) -> String {
                 r.delivered,
                 r.missed,
                 json_opt(r.producer_ns_per_frame),
+                json_opt(r.producer_cpu_ns_per_frame),
                 json_str(&r.note),
                 ratio
             )
@@ -1360,6 +1382,7 @@ mod tests {
             delivered: 10,
             missed: 0,
             producer_ns_per_frame: Some(12.5),
+            producer_cpu_ns_per_frame: None,
             note: "n".into(),
         };
         let s = ScenarioResult {
