@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use shmbus::{Bus, Filter, Start, SubscribeOptions, WaitStrategy};
 
 use super::util::{
-    fill_pattern, group_idle, mono_ns, payload_intact, pin_current_thread, read_stamp, stamp, thread_cpu_ns, Kv,
-    RttLog, TOPIC,
+    fill_pattern, group_idle, mono_ns, payload_intact, pin_current_thread, read_stamp, stamp, Kv, PublishSpan, RttLog,
+    TOPIC,
 };
 
 /// Environment variable naming the role of a harness child.
@@ -290,7 +290,7 @@ fn producer_role(spec: &Kv) -> Result<Option<Kv>, String> {
     if !ready_then_wait_go()? {
         return Ok(None);
     }
-    let (t0, cpu0) = (mono_ns(), thread_cpu_ns());
+    let span = PublishSpan::start();
     match batch {
         None => {
             for i in 0..n {
@@ -310,14 +310,7 @@ fn producer_role(spec: &Kv) -> Result<Option<Kv>, String> {
             }
         }
     }
-    let (t1, cpu1) = (mono_ns(), thread_cpu_ns());
-    Ok(Some(
-        Kv::new()
-            .set("t0", t0)
-            .set("t1", t1)
-            .set("cpu_ns", cpu1 - cpu0)
-            .set("published", n),
-    ))
+    Ok(Some(span.finish(n)))
 }
 
 /// The error of a subscriber whose counts fall short of `expected` at the

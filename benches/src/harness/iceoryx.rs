@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use iceoryx2::prelude::*;
 
 use super::child::start_all_exe;
-use super::util::{fill_pattern, mono_ns, payload_intact, read_stamp, stamp, thread_cpu_ns, unique_name, Kv, RttLog};
+use super::util::{fill_pattern, mono_ns, payload_intact, read_stamp, stamp, unique_name, Kv, PublishSpan, RttLog};
 use super::{base_spec, ping_pong, FlowOutcome, LatencyOutcome};
 
 type Ports = (
@@ -145,19 +145,12 @@ pub(crate) fn run_role(
             if !ready_then_wait_go()? {
                 return Ok(None);
             }
-            let (t0, cpu0) = (mono_ns(), thread_cpu_ns());
+            let span = PublishSpan::start();
             for i in 0..n {
                 stamp(&mut payload, i);
                 send(&p, &payload)?;
             }
-            let (t1, cpu1) = (mono_ns(), thread_cpu_ns());
-            Ok(Some(
-                Kv::new()
-                    .set("t0", t0)
-                    .set("t1", t1)
-                    .set("cpu_ns", cpu1 - cpu0)
-                    .set("published", n),
-            ))
+            Ok(Some(span.finish(n)))
         }
         "ice-subscriber" => {
             let svc = service(&node, spec.str("bus")?, 4096, spec.num("lossless")? == 1)?;

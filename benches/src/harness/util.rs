@@ -43,6 +43,33 @@ pub(crate) fn thread_cpu_ns() -> u64 {
     clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
+/// A producer's publish loop, measured: started right before the first
+/// publish, finished right after the last, reported as `t0` and `t1`
+/// (`CLOCK_MONOTONIC`), `cpu_ns` (the thread's CPU time in between) and
+/// `published`, the fields the parent reads from every producer peer.
+pub(crate) struct PublishSpan {
+    t0: u64,
+    cpu0: u64,
+}
+
+impl PublishSpan {
+    pub(crate) fn start() -> PublishSpan {
+        PublishSpan {
+            t0: mono_ns(),
+            cpu0: thread_cpu_ns(),
+        }
+    }
+
+    pub(crate) fn finish(self, published: u64) -> Kv {
+        let (t1, cpu1) = (mono_ns(), thread_cpu_ns());
+        Kv::new()
+            .set("t0", self.t0)
+            .set("t1", t1)
+            .set("cpu_ns", cpu1.saturating_sub(self.cpu0))
+            .set("published", published)
+    }
+}
+
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec for the duration of the call,
