@@ -25,9 +25,10 @@
 //! between two anchors, and until then each timestamp is a plain
 //! `clock_gettime`. A clock is per thread and bus, so every new producer
 //! thread (or a thread's first publish on another bus) would pay that for
-//! its first millisecond of publishing (about 44 ns per timestamp on the
-//! reference VM instead of 12; a short-lived collector, or a benchmark
-//! run of 45 ms, pays it every time). So the process takes one anchor when
+//! its first millisecond of publishing (a `clock_gettime` per timestamp,
+//! 23-44 ns on the reference VM, and it was three of them, instead of an
+//! interpolation; a short-lived collector, or a benchmark run of 45 ms,
+//! pays it every time). So the process takes one anchor when
 //! it first opens or creates a bus ([`prime`]), and a new clock measures
 //! its first span from there: usually its first timestamp is interpolated
 //! already. The TSC is synchronized across CPUs wherever it is usable here
@@ -195,7 +196,8 @@ impl Clock {
         };
         if s.base_ns == 0 || ns < s.base_ns || tsc <= s.base_tsc || (s.mult == 0 && ns - s.base_ns > ANCHOR_MAX_AGE_NS)
         {
-            // First anchor, or the clock (or the TSC) stepped back: restart
+            // First anchor, the clock (or the TSC) stepped back, or a new
+            // clock's process anchor is too old to measure from: restart
             // the calibration from here.
             s = State {
                 base_tsc: tsc,
