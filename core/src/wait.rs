@@ -217,6 +217,20 @@ impl Pacing {
     }
 }
 
+/// The reader has caught up with a stream: in a firehose, let the producer
+/// get ahead before polling the line it is writing (see `Pacing`), unless
+/// the caller's deadline is nearer than the back-off (`recv_timeout` with a
+/// zero timeout must not spin for it). Returns whether it backed off.
+#[inline]
+fn pace(pacing: &mut Pacing, deadline: Deadline) -> bool {
+    // `in_firehose` first: `allows` may read the clock.
+    let go = pacing.in_firehose() && deadline.allows(FIREHOSE_BACKOFF) && pacing.back_off_now();
+    if go {
+        back_off(FIREHOSE_BACKOFF);
+    }
+    go
+}
+
 /// When a wait ends. A timeout relative to the call is turned into an
 /// instant only once the wait really starts (after the first attempt), so
 /// a `recv_timeout` that finds a frame ready reads no clock: a C or Python
@@ -270,23 +284,14 @@ pub(crate) fn wait_for<T>(
 ) -> Option<T> {
     // The last batch ended caught up: a firehose reader backs off before
     // its first poll (see `Pacing::took_ready`).
-    if std::mem::take(&mut pacing.caught_up)
-        && pacing.in_firehose()
-        && deadline.allows(FIREHOSE_BACKOFF)
-        && pacing.back_off_now()
-    {
-        back_off(FIREHOSE_BACKOFF);
+    if std::mem::take(&mut pacing.caught_up) {
+        pace(pacing, deadline);
     }
     if let Some(v) = attempt(false) {
         pacing.arrived(0);
         return Some(v);
     }
-    // Caught up with a stream that never pauses: let the producer get ahead
-    // before polling the line it is writing (see `Pacing`), unless the
-    // caller's deadline is nearer than the back-off (`recv_timeout` with a
-    // zero timeout must not spin for it).
-    if pacing.in_firehose() && deadline.allows(FIREHOSE_BACKOFF) && pacing.back_off_now() {
-        back_off(FIREHOSE_BACKOFF);
+    if pace(pacing, deadline) {
         if let Some(v) = attempt(false) {
             pacing.arrived(1);
             return Some(v);
