@@ -283,7 +283,7 @@ fn latency_role(spec: &Kv, ping: bool, deadline_ms: u64) -> Result<Option<Kv>, S
 fn producer_role(spec: &Kv) -> Result<Option<Kv>, String> {
     let bus = open(spec.str("bus")?)?;
     let n = spec.num("n")?;
-    let batch = spec.opt("batch").map(|_| spec.num("batch")).transpose()?;
+    let batch = spec.opt_num("batch")?;
     let mut payload = vec![0u8; spec.num("payload")? as usize];
     fill_pattern(&mut payload);
     let mut payloads = vec![payload.clone(); batch.unwrap_or(0) as usize];

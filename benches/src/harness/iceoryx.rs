@@ -251,6 +251,6 @@ pub(crate) fn throughput(
         abandoned: 0,
         elapsed_ns: sub.num("t_end")?.saturating_sub(prod.num("t0")?).max(1),
         producer_ns: prod.num("t1")?.saturating_sub(prod.num("t0")?),
-        producer_cpu_ns: prod.opt("cpu_ns").map(|_| prod.num("cpu_ns")).transpose()?,
+        producer_cpu_ns: prod.opt_num("cpu_ns")?,
     })
 }

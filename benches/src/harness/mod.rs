@@ -918,7 +918,7 @@ fn shm_flow_exe(
             let t0 = r.num("t0")?;
             start = start.min(t0);
             producer_ns += r.num("t1")?.saturating_sub(t0);
-            let cpu = r.opt("cpu_ns").map(|_| r.num("cpu_ns")).transpose()?;
+            let cpu = r.opt_num("cpu_ns")?;
             producer_cpu_ns = producer_cpu_ns.zip(cpu).map(|(a, b)| a + b);
         }
     }

@@ -198,6 +198,10 @@ impl Kv {
     pub(crate) fn opt(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(String::as_str)
     }
+    /// `k` as a number if present (an error only if present and not one).
+    pub(crate) fn opt_num(&self, k: &str) -> Result<Option<u64>, String> {
+        self.opt(k).map(|_| self.num(k)).transpose()
+    }
 }
 
 /// A latency histogram in nanoseconds (1 ns .. 100 s, 3 significant digits).
